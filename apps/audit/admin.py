@@ -1,0 +1,23 @@
+from django.contrib import admin
+
+from apps.audit.models import AuditEvent
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the ledger is written by services and never edited."""
+
+    list_display = ("id", "occurred_at", "actor", "action", "object_type", "object_id", "client_ip")
+    list_filter = ("action", "object_type")
+    search_fields = ("actor", "action", "object_id", "request_id")
+    date_hierarchy = "occurred_at"
+    readonly_fields = [field.name for field in AuditEvent._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,55 @@
+"""Writing the audit ledger. Called by every service inside its own transaction."""
+
+import ipaddress
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.audit.chain import GENESIS_HASH, event_hash
+from apps.audit.models import AuditEvent
+from apps.audit.state import json_native
+from apps.core.actors import Actor
+from apps.core.redaction import redact
+
+# Serializes appends so two transactions can never chain onto the same predecessor.
+_CHAIN_LOCK_KEY = 0x706F6C6963790001
+
+
+def _normalized_ip(client_ip: str | None) -> str | None:
+    if not client_ip:
+        return None
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).compressed
+
+
+def audit_record(
+    *,
+    actor: Actor,
+    action: str,
+    object_type: str = "",
+    object_id: str | int = "",
+    before: dict | None = None,
+    after: dict | None = None,
+) -> AuditEvent:
+    """Append one event to the chain, in the caller's transaction (or its own when there is none)."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+        prev_hash = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS_HASH
+        fields = {
+            "occurred_at": timezone.now(),
+            "actor": str(actor),
+            "action": action,
+            "object_type": object_type,
+            "object_id": str(object_id),
+            "before": json_native(redact(before)) if before is not None else None,
+            "after": json_native(redact(after)) if after is not None else None,
+            "request_id": actor.request_id,
+            "client_ip": _normalized_ip(actor.client_ip),
+        }
+        return AuditEvent.objects.create(prev_hash=prev_hash, hash=event_hash(prev_hash=prev_hash, **fields), **fields)

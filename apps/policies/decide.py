@@ -1,0 +1,185 @@
+"""The decision engine: pure Python over a compiled snapshot, no database, no I/O.
+
+Order of evaluation (the renderers enforce the same order):
+1. the path must be canonical (no dot segments, encoded dots, slashes or backslashes);
+2. route: host first (exact beats the longest ``*.`` wildcard; case-insensitive; port ignored),
+   then the longest path prefix on segment boundaries (``/app`` matches ``/app`` and ``/app/x``,
+   not ``/application``); no route means deny;
+3. the route's methods (empty allows every method);
+4. deny rules: any that matches denies, whatever the allow rules say;
+5. allow rules: the first that matches allows (roles before authenticated before public);
+   otherwise deny, naming every condition that was missing.
+
+A rule matches when its identity condition holds (public: anyone; authenticated: an active, known
+identity; roles: such an identity holding any one of the roles) and its network condition holds
+(allow rules: the client is inside one of the CIDRs; deny rules: the client is inside one of them,
+or its address is unknown, so an unparseable address fails closed). Empty CIDR lists match any client.
+"""
+
+import ipaddress
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from apps.policies.snapshot import CompiledPolicy, RouteView, RuleView
+
+
+class ReasonCode(StrEnum):
+    ALLOWED = "allowed"
+    PATH_NOT_CANONICAL = "path_not_canonical"
+    NO_ROUTE = "no_route"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    DENIED_BY_RULE = "denied_by_rule"
+    NO_ALLOW_RULE = "no_allow_rule"
+    AUTHENTICATION_REQUIRED = "authentication_required"
+    IDENTITY_NOT_ACTIVE = "identity_not_active"
+    MISSING_ROLE = "missing_role"
+    NETWORK_NOT_ALLOWED = "network_not_allowed"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: ReasonCode
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    route: RouteView | None
+    rule: RuleView | None  # the allow rule that admitted, or the deny rule that refused
+    reasons: tuple[Reason, ...]
+    roles: frozenset[str] = frozenset()  # the identity's effective roles in this snapshot
+
+
+class IdentityLike(Protocol):
+    subject: str
+    active: bool
+
+
+_NO_ROLES: frozenset[str] = frozenset()
+_ENCODED_TRICKS = ("%2e", "%2f", "%5c", "\\")
+
+
+def normalize_request_host(host: str) -> str:
+    host = host.strip().lower()
+    if host.startswith("["):  # IPv6 literal, possibly with a port
+        return host[: host.find("]") + 1]
+    return host.partition(":")[0].rstrip(".")
+
+
+def _path_is_canonical(path: str) -> bool:
+    lowered = path.lower()
+    if any(trick in lowered for trick in _ENCODED_TRICKS):
+        return False
+    return not any(segment in {".", ".."} for segment in path.split("/"))
+
+
+def find_route(policy: CompiledPolicy, host: str, path: str) -> RouteView | None:
+    """Host first (exact, then longest wildcard suffix), then longest prefix on segment boundaries."""
+    table = policy.exact_hosts.get(host)
+    rest = host
+    while table is None:
+        dot = rest.find(".")
+        if dot < 0:
+            return None
+        rest = rest[dot + 1 :]
+        table = policy.wildcard_hosts.get(rest)
+    candidate = path.rstrip("/") or "/"
+    while True:
+        route = table.get(candidate)
+        if route is not None:
+            return route
+        if candidate == "/":
+            return None
+        candidate = candidate[: candidate.rfind("/")] or "/"
+
+
+def _parse_ip(client_ip) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return None
+    return getattr(address, "ipv4_mapped", None) or address
+
+
+def _resolve_identity(policy: CompiledPolicy, identity) -> tuple[frozenset[str] | None, Reason | None]:
+    """(roles, problem): roles is None when there is no usable identity, and problem says why."""
+    if identity is None:
+        return None, Reason(ReasonCode.AUTHENTICATION_REQUIRED, "no identity was presented")
+    if isinstance(identity, str):
+        subject, active = identity, True
+    else:
+        subject, active = identity.subject, identity.active
+    roles = policy.identity_roles.get(subject) if active else None
+    if roles is None:
+        return None, Reason(ReasonCode.IDENTITY_NOT_ACTIVE, f"identity {subject} is not active in this policy")
+    return roles, None
+
+
+def _in_networks(address, networks) -> bool:
+    return address is not None and any(address in network for network in networks)
+
+
+def _deny(route, reasons, roles=_NO_ROLES, rule=None) -> Decision:
+    return Decision(False, route, rule, tuple(reasons), roles or _NO_ROLES)
+
+
+def decide(
+    policy: CompiledPolicy,
+    identity: IdentityLike | str | None,
+    method: str,
+    host: str,
+    path: str,
+    client_ip: str | None,
+    *,
+    gateway: str | None = None,
+) -> Decision:
+    """Allow or deny one request; every deny names what was missing. ``identity`` is an object with
+    ``subject`` and ``active``, a subject string, or None for an anonymous request."""
+    path = path.partition("?")[0].partition("#")[0]
+    if not path.startswith("/") or (("%" in path or "." in path or "\\" in path) and not _path_is_canonical(path)):
+        return _deny(None, [Reason(ReasonCode.PATH_NOT_CANONICAL, f"path {path!r} is not canonical")])
+    host = normalize_request_host(host)
+    route = find_route(policy, host, path)
+    if route is None or (gateway is not None and route.gateway != gateway):
+        where = f" on gateway {gateway}" if gateway else ""
+        return _deny(None, [Reason(ReasonCode.NO_ROUTE, f"no route for {host}{path}{where}")])
+    method = method.upper()
+    if route.methods and method not in route.methods:
+        allowed = ", ".join(sorted(route.methods))
+        return _deny(route, [Reason(ReasonCode.METHOD_NOT_ALLOWED, f"method {method} not allowed (allowed: {allowed})")])
+
+    roles, identity_problem = _resolve_identity(policy, identity)
+    address = _parse_ip(client_ip) if client_ip else None
+
+    for rule in route.deny_rules:
+        if (
+            (rule.auth_mode == "public" or roles is not None)
+            and (rule.auth_mode != "roles" or not rule.roles.isdisjoint(roles))
+            and (not rule.networks or address is None or _in_networks(address, rule.networks))
+        ):
+            return _deny(route, [Reason(ReasonCode.DENIED_BY_RULE, f"denied by rule {rule.key}")], roles, rule)
+
+    if not route.allow_rules:
+        return _deny(route, [Reason(ReasonCode.NO_ALLOW_RULE, f"route {route.key} has no allow rule")], roles)
+    missing: dict[Reason, None] = {}
+    for rule in route.allow_rules:
+        problems = []
+        if rule.auth_mode != "public":
+            if roles is None:
+                problems.append(identity_problem)
+            elif rule.auth_mode == "roles" and rule.roles.isdisjoint(roles):
+                needed = ", ".join(sorted(rule.roles))
+                problems.append(Reason(ReasonCode.MISSING_ROLE, f"requires one of the roles: {needed}"))
+        if rule.networks and not _in_networks(address, rule.networks):
+            problems.append(
+                Reason(
+                    ReasonCode.NETWORK_NOT_ALLOWED,
+                    f"client address {client_ip or 'unknown'} is not in {', '.join(rule.cidrs)}",
+                )
+            )
+        if not problems:
+            return Decision(True, route, rule, (Reason(ReasonCode.ALLOWED, f"allowed by rule {rule.key}"),), roles or _NO_ROLES)
+        missing.update(dict.fromkeys(problems))
+    return _deny(route, missing, roles)

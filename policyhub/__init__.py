@@ -1,0 +1,5 @@
+"""policyhub project package: settings, URLs, the Celery app and the WSGI/ASGI entry points."""
+
+from policyhub.celery import app as celery_app
+
+__all__ = ["celery_app"]
