@@ -15,8 +15,8 @@ env = environ.Env()
 
 DEBUG = env.bool("DEBUG", default=False)
 
-# Development-only values: never valid outside DEBUG (check_settings below refuses them).
-_DEV_SECRET_KEY = "policyhub-development-only-secret-key-not-for-production-use-0123456789"
+# Development-only values: refused below whenever DEBUG is off.
+_DEV_SECRET_KEY = "policyhub-development-only-secret-key-not-for-production-use-0123456789"  # noqa: S105
 _DEV_KEK = "cG9saWN5aHViLWRldmVsb3BtZW50LWtlay0wMDAwMDA="
 
 

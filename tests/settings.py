@@ -9,7 +9,7 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.pop("CELERY_BROKER_URL", None)
 
-from policyhub.settings import *  # noqa: E402, F403
+from policyhub.settings import *  # noqa: F403
 
 # HOST and PORT are filled in by the session fixture once the throwaway server is up.
 DATABASES = {

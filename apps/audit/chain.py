@@ -22,7 +22,7 @@ def event_hash(
     before,
     after,
     request_id: str,
-    client_ip: str | None,
+    client_ip: str,
 ) -> str:
     payload = canonical_json(
         {

@@ -30,7 +30,7 @@ class AuditEvent(models.Model):
     after = models.JSONField(null=True, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     # Text, not inet: PostgreSQL rewrites some addresses, which would break the stored hash.
-    client_ip = models.CharField(max_length=45, null=True, blank=True)
+    client_ip = models.CharField(max_length=45, blank=True, default="")
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 

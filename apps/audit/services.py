@@ -15,13 +15,13 @@ from apps.core.redaction import redact
 _CHAIN_LOCK_KEY = 0x706F6C6963790001
 
 
-def _normalized_ip(client_ip: str | None) -> str | None:
+def _normalized_ip(client_ip: str | None) -> str:
     if not client_ip:
-        return None
+        return ""
     try:
         address = ipaddress.ip_address(client_ip)
     except ValueError:
-        return None
+        return ""
     mapped = getattr(address, "ipv4_mapped", None)
     return (mapped or address).compressed
 

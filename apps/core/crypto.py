@@ -60,6 +60,6 @@ def encrypt(plaintext: str) -> str:
 def decrypt(ciphertext: str) -> str:
     try:
         return _fernet(settings.POLICYHUB_KEK).decrypt(ciphertext.encode("ascii")).decode()
-    except InvalidToken as error:
+    except InvalidToken:
         # Never include the ciphertext: the message may travel to logs.
         raise DecryptionError("stored secret cannot be decrypted with the configured POLICYHUB_KEK") from None

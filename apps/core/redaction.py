@@ -4,6 +4,7 @@ import re
 
 REDACTED = "********"
 # Django's own SafeExceptionReporterFilter list, plus the names policyhub's integrations use.
+_ALREADY_MASKED = re.compile(r"^\*{8}( \(fingerprint [0-9a-f]{12}\))?$")
 _SECRET_KEY_NAME = re.compile(r"API|TOKEN|KEY|SECRET|PASS|SIGNATURE|CREDENTIAL|KEK|PRIVATE|COOKIE", re.I)
 
 
@@ -11,15 +12,16 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET_KEY_NAME.search(name))
 
 
+def _masked(value):
+    if value in ("", None) or (isinstance(value, str) and _ALREADY_MASKED.match(value)):
+        return value  # empty, or already masked (possibly with a fingerprint)
+    return REDACTED
+
+
 def redact(data):
     """Return a copy of ``data`` with every value under a secret-looking key replaced."""
     if isinstance(data, dict):
-        return {
-            key: (REDACTED if value not in ("", None) else value)
-            if is_secret_name(str(key))
-            else redact(value)
-            for key, value in data.items()
-        }
+        return {key: _masked(value) if is_secret_name(str(key)) else redact(value) for key, value in data.items()}
     if isinstance(data, list | tuple):
         return [redact(item) for item in data]
     return data

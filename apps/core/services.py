@@ -61,9 +61,11 @@ def model_update(*, instance: M, actor: Actor, data: dict, m2m: dict | None = No
     before = instance_state(instance)
     _apply(instance, data)
     instance.full_clean()
-    instance.save()
     for name, values in (m2m or {}).items():
         getattr(instance, name).set(values)
+    if instance_state(instance) == before:
+        return instance, False  # nothing to save, nothing to record
+    instance.save()
     return instance, audit_saved(actor=actor, instance=instance, before=before)
 
 

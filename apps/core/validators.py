@@ -42,7 +42,8 @@ def normalize_hostname(value: str, *, allow_wildcard: bool = False) -> str:
             code="hostname_wildcard_position",
         )
     try:
-        ascii_host = host.encode("idna").decode("ascii").lower()
+        # The codec only for non-ASCII names: its own errors for ASCII input would hide which rule broke.
+        ascii_host = host.lower() if host.isascii() else host.encode("idna").decode("ascii").lower()
     except UnicodeError as error:
         raise ValidationError(
             "Host name %(value)s is not valid IDNA.", code="hostname_idna", params={"value": value}
@@ -112,9 +113,7 @@ def normalize_upstream_url(value: str) -> str:
     except ValueError as error:
         raise ValidationError("Upstream URL has an invalid port.", code="upstream_port") from error
     if port is None:
-        raise ValidationError(
-            "Upstream URL must name its port, as in http://10.0.0.5:8080.", code="upstream_port"
-        )
+        raise ValidationError("Upstream URL must name its port, as in http://10.0.0.5:8080.", code="upstream_port")
     if parts.path not in {"", "/"} or parts.query or parts.fragment:
         raise ValidationError(
             "Upstream URL must not have a path, query or fragment: routes keep the request path.",
@@ -176,17 +175,13 @@ def normalize_listen_address(value: str) -> str:
     text = str(value).strip()
     host, sep, port_text = text.rpartition(":")
     if not sep or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValidationError(
-            "Listen address must be 'ip:port' with a port from 1 to 65535.", code="listen_port"
-        )
+        raise ValidationError("Listen address must be 'ip:port' with a port from 1 to 65535.", code="listen_port")
     if host != "*":
         bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
         try:
             address = ipaddress.ip_address(bare)
         except ValueError as error:
-            raise ValidationError(
-                "Listen address host must be an IP address or '*'.", code="listen_host"
-            ) from error
+            raise ValidationError("Listen address host must be an IP address or '*'.", code="listen_host") from error
         host = f"[{address.compressed}]" if address.version == 6 else address.compressed
     return f"{host}:{int(port_text)}"
 

@@ -28,8 +28,7 @@ class IdentitySource(models.Model):
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(
-                condition=(Q(kind=SourceKind.LOCAL) & Q(base_url=""))
-                | (~Q(kind=SourceKind.LOCAL) & ~Q(base_url="")),
+                condition=(Q(kind=SourceKind.LOCAL) & Q(base_url="")) | (~Q(kind=SourceKind.LOCAL) & ~Q(base_url="")),
                 name="identity_source_base_url_matches_kind",
             ),
         ]
@@ -81,9 +80,7 @@ class Identity(models.Model):
         ordering = ["source_id", "username"]
         verbose_name_plural = "identities"
         constraints = [
-            models.UniqueConstraint(
-                fields=["source", "external_id"], name="identity_external_id_unique_per_source"
-            ),
+            models.UniqueConstraint(fields=["source", "external_id"], name="identity_external_id_unique_per_source"),
             models.UniqueConstraint(fields=["source", "username"], name="identity_username_unique_per_source"),
         ]
         indexes = [models.Index(fields=["username"]), models.Index(fields=["email"])]

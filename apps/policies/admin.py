@@ -45,7 +45,17 @@ class RouteAdmin(AuditedModelAdmin):
 class AccessRuleAdminForm(forms.ModelForm):
     class Meta:
         model = AccessRule
-        fields = "__all__"
+        fields = (
+            "route",
+            "effect",
+            "auth_mode",
+            "roles",
+            "allowed_cidrs",
+            "rate_limit_per_minute",
+            "identity_headers",
+            "cache_seconds",
+            "description",
+        )
 
     def clean(self):
         cleaned = super().clean()

@@ -148,7 +148,9 @@ def decide(
     method = method.upper()
     if route.methods and method not in route.methods:
         allowed = ", ".join(sorted(route.methods))
-        return _deny(route, [Reason(ReasonCode.METHOD_NOT_ALLOWED, f"method {method} not allowed (allowed: {allowed})")])
+        return _deny(
+            route, [Reason(ReasonCode.METHOD_NOT_ALLOWED, f"method {method} not allowed (allowed: {allowed})")]
+        )
 
     roles, identity_problem = _resolve_identity(policy, identity)
     address = _parse_ip(client_ip) if client_ip else None
@@ -180,6 +182,8 @@ def decide(
                 )
             )
         if not problems:
-            return Decision(True, route, rule, (Reason(ReasonCode.ALLOWED, f"allowed by rule {rule.key}"),), roles or _NO_ROLES)
+            return Decision(
+                True, route, rule, (Reason(ReasonCode.ALLOWED, f"allowed by rule {rule.key}"),), roles or _NO_ROLES
+            )
         missing.update(dict.fromkeys(problems))
     return _deny(route, missing, roles)

@@ -64,10 +64,7 @@ class RoleMapping(models.Model):
                 condition=(
                     Q(match_kind=MatchKind.GROUP, group__isnull=False, identity__isnull=True, claim_name="")
                     | Q(match_kind=MatchKind.IDENTITY, group__isnull=True, identity__isnull=False, claim_name="")
-                    | (
-                        Q(match_kind=MatchKind.CLAIM, group__isnull=True, identity__isnull=True)
-                        & ~Q(claim_name="")
-                    )
+                    | (Q(match_kind=MatchKind.CLAIM, group__isnull=True, identity__isnull=True) & ~Q(claim_name=""))
                 ),
                 name="role_mapping_match_fields_fit_kind",
             ),

@@ -71,9 +71,12 @@ def effective_roles_by_identity() -> dict[int, set[str]]:
     for mapping in mappings:
         if mapping.match_kind == MatchKind.GROUP:
             by_group[mapping.group_id].append(mapping)
-        elif mapping.match_kind == MatchKind.IDENTITY and mapping.identity_id in roles:
-            if mapping.source_id in (None, mapping.identity.source_id):
-                roles[mapping.identity_id].add(mapping.role.slug)
+        elif (
+            mapping.match_kind == MatchKind.IDENTITY
+            and mapping.identity_id in roles
+            and mapping.source_id in (None, mapping.identity.source_id)
+        ):
+            roles[mapping.identity_id].add(mapping.role.slug)
     if by_group:
         members = Membership.objects.filter(group_id__in=by_group, identity__active=True).values_list(
             "identity_id", "group_id", "identity__source_id"

@@ -67,8 +67,7 @@ def snapshot_content() -> dict:
     roles_by_id = effective_roles_by_identity()
     subjects = Identity.objects.filter(active=True).values_list("pk", "source__slug", "external_id")
     identities = {
-        f"{slug}:{external_id}": sorted(roles_by_id.get(pk, ()))
-        for pk, slug, external_id in subjects.iterator(10_000)
+        f"{slug}:{external_id}": sorted(roles_by_id.get(pk, ())) for pk, slug, external_id in subjects.iterator(10_000)
     }
     return {
         "format": SNAPSHOT_FORMAT,
@@ -172,7 +171,9 @@ def compile_policy(content: dict, sha256: str = "") -> CompiledPolicy:
     wildcard: dict[str, dict[str, RouteView]] = {}
     routes = tuple(_compile_route(route) for route in content["routes"])
     for route in routes:
-        table = wildcard.setdefault(route.host[2:], {}) if route.host.startswith("*.") else exact.setdefault(route.host, {})
+        table = (
+            wildcard.setdefault(route.host[2:], {}) if route.host.startswith("*.") else exact.setdefault(route.host, {})
+        )
         table[route.path_prefix] = route
     shared_role_sets: dict[tuple[str, ...], frozenset[str]] = {}
     identity_roles = {

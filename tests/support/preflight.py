@@ -5,6 +5,7 @@ import sys
 
 from tests.support.postgres import PostgresUnavailable, _find_bindir
 
+
 def missing_packages() -> list[str]:
     missing = []
     try:
