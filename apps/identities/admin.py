@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from apps.core.admin import AuditedModelAdmin
 from apps.identities.models import Group, Identity, IdentitySource, Membership
@@ -9,6 +10,7 @@ class IdentitySourceAdmin(AuditedModelAdmin):
     list_display = ("name", "slug", "kind", "base_url", "sync_interval_minutes", "enabled")
     list_filter = ("kind", "enabled")
     search_fields = ("name", "slug", "base_url")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # organization URLs are https
 
 
 class MembershipInline(admin.TabularInline):
