@@ -7,7 +7,7 @@ from apps.policies.models import PolicySnapshot
 from apps.policies.roles import effective_roles, role_grants
 from apps.policies.snapshot import CompiledPolicy, compile_policy
 
-__all__ = ["compiled_policy", "effective_roles", "role_grants", "snapshot_latest"]
+__all__ = ["compiled_policy", "effective_roles", "role_grants"]
 
 
 @lru_cache(maxsize=4)
@@ -19,7 +19,3 @@ def _compiled_by_sha256(sha256: str) -> CompiledPolicy:
 
 def compiled_policy(*, snapshot: PolicySnapshot) -> CompiledPolicy:
     return _compiled_by_sha256(snapshot.sha256)
-
-
-def snapshot_latest() -> PolicySnapshot | None:
-    return PolicySnapshot.objects.order_by("-created_at", "-id").first()
