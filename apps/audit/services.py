@@ -35,7 +35,11 @@ def audit_record(
     before: dict | None = None,
     after: dict | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain, in the caller's transaction (or its own when there is none)."""
+    """Append one event to the chain, in the caller's transaction (or its own when there is none).
+
+    The caller's transaction must be READ COMMITTED (Django's default): after the lock is taken,
+    the previous hash is read fresh, which a REPEATABLE READ snapshot would not show.
+    """
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:

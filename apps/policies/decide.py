@@ -19,6 +19,7 @@ or its address is unknown, so an unparseable address fails closed). Empty CIDR l
 import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Protocol
 
 from apps.policies.snapshot import CompiledPolicy, RouteView, RuleView
@@ -95,7 +96,8 @@ def find_route(policy: CompiledPolicy, host: str, path: str) -> RouteView | None
         candidate = candidate[: candidate.rfind("/")] or "/"
 
 
-def _parse_ip(client_ip) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+@lru_cache(maxsize=65_536)  # clients repeat; parsing is a third of an uncached decision
+def _parse_ip(client_ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         address = ipaddress.ip_address(client_ip)
     except ValueError:
@@ -153,7 +155,7 @@ def decide(
         )
 
     roles, identity_problem = _resolve_identity(policy, identity)
-    address = _parse_ip(client_ip) if client_ip else None
+    address = _parse_ip(client_ip) if client_ip and route.needs_address else None
 
     for rule in route.deny_rules:
         if (

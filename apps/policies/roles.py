@@ -66,33 +66,47 @@ def effective_roles_by_identity() -> dict[int, set[str]]:
     active = Identity.objects.filter(active=True)
     roles: dict[int, set[str]] = {pk: set() for pk in active.values_list("pk", flat=True).iterator(10_000)}
     mappings = list(_enabled_mappings())
+    _grant_by_identity(roles, [m for m in mappings if m.match_kind == MatchKind.IDENTITY])
+    _grant_by_group(roles, [m for m in mappings if m.match_kind == MatchKind.GROUP])
+    _grant_by_claim(roles, [m for m in mappings if m.match_kind == MatchKind.CLAIM], active)
+    return roles
 
+
+def _grant_by_identity(roles: dict[int, set[str]], mappings: list[RoleMapping]) -> None:
+    for mapping in mappings:
+        if mapping.identity_id in roles and mapping.source_id in (None, mapping.identity.source_id):
+            roles[mapping.identity_id].add(mapping.role.slug)
+
+
+def _grant_by_group(roles: dict[int, set[str]], mappings: list[RoleMapping]) -> None:
     by_group = defaultdict(list)
     for mapping in mappings:
-        if mapping.match_kind == MatchKind.GROUP:
-            by_group[mapping.group_id].append(mapping)
-        elif (
-            mapping.match_kind == MatchKind.IDENTITY
-            and mapping.identity_id in roles
-            and mapping.source_id in (None, mapping.identity.source_id)
-        ):
-            roles[mapping.identity_id].add(mapping.role.slug)
-    if by_group:
-        members = Membership.objects.filter(group_id__in=by_group, identity__active=True).values_list(
-            "identity_id", "group_id", "identity__source_id"
-        )
-        for identity_id, group_id, source_id in members.iterator(10_000):
-            for mapping in by_group[group_id]:
-                if mapping.source_id in (None, source_id):
-                    roles[identity_id].add(mapping.role.slug)
+        by_group[mapping.group_id].append(mapping)
+    if not by_group:
+        return
+    members = Membership.objects.filter(group_id__in=by_group, identity__active=True).values_list(
+        "identity_id", "group_id", "identity__source_id"
+    )
+    for identity_id, group_id, source_id in members.iterator(10_000):
+        for mapping in by_group[group_id]:
+            if mapping.source_id in (None, source_id):
+                roles[identity_id].add(mapping.role.slug)
 
-    claim_mappings = [mapping for mapping in mappings if mapping.match_kind == MatchKind.CLAIM]
-    if claim_mappings:
-        rows = active.values_list("pk", "source_id", "attributes").iterator(5_000)
-        for identity_id, source_id, attributes in rows:
-            for mapping in claim_mappings:
-                if mapping.source_id in (None, source_id) and claim_matches(
-                    attributes, mapping.claim_name, mapping.claim_value
-                ):
-                    roles[identity_id].add(mapping.role.slug)
-    return roles
+
+def _grant_by_claim(roles: dict[int, set[str]], mappings: list[RoleMapping], active) -> None:
+    # claim name -> expected text -> [(source scope, role)]: one lookup per claim an identity has,
+    # instead of testing every claim mapping against every identity (same rules as claim_matches).
+    claims: dict[str, dict[str, list[tuple[int | None, str]]]] = defaultdict(lambda: defaultdict(list))
+    for mapping in mappings:
+        claims[mapping.claim_name][mapping.claim_value].append((mapping.source_id, mapping.role.slug))
+    if not claims:
+        return
+    for identity_id, source_id, attributes in active.values_list("pk", "source_id", "attributes").iterator(5_000):
+        if not isinstance(attributes, dict):
+            continue
+        for name, by_value in claims.items():
+            value = attributes.get(name)
+            for item in value if isinstance(value, list) else (value,):
+                for scope, slug in by_value.get(_claim_text(item), ()) if item is not None else ():
+                    if scope in (None, source_id):
+                        roles[identity_id].add(slug)

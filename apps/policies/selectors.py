@@ -10,7 +10,7 @@ from apps.policies.snapshot import CompiledPolicy, compile_policy
 __all__ = ["compiled_policy", "effective_roles", "role_grants"]
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=2)  # a compiled 100,000-identity policy holds about 180 MiB
 def _compiled_by_sha256(sha256: str) -> CompiledPolicy:
     # Snapshots are immutable, so the hash is a safe cache key for the life of the process.
     snapshot = PolicySnapshot.objects.get(sha256=sha256)

@@ -11,6 +11,7 @@ from django.db import transaction
 
 from apps.audit.services import audit_record
 from apps.core.actors import Actor
+from apps.core.db import read_consistently
 from apps.core.services import model_create, model_delete, model_update
 from apps.identities.models import Group, Identity, IdentitySource
 from apps.policies.choices import Effect
@@ -206,15 +207,19 @@ def access_rule_delete(*, rule: AccessRule, actor: Actor) -> None:
     model_delete(instance=rule, actor=actor)
 
 
-@transaction.atomic
 def snapshot_build(*, actor: Actor) -> PolicySnapshot:
     """Capture the effective policy now. The same policy always yields the same (reused) snapshot."""
-    content = snapshot_content()
+    content = read_consistently(snapshot_content)
     text = canonical_json(content)
     sha256 = content_sha256(text)
-    existing = PolicySnapshot.objects.filter(sha256=sha256).first()
-    if existing is not None:
-        return existing
+    with transaction.atomic():
+        existing = PolicySnapshot.objects.filter(sha256=sha256).first()
+        if existing is not None:
+            return existing
+        return _snapshot_store(actor=actor, sha256=sha256, text=text, content=content)
+
+
+def _snapshot_store(*, actor: Actor, sha256: str, text: str, content: dict) -> PolicySnapshot:
     snapshot = PolicySnapshot.objects.create(
         sha256=sha256,
         content=text,

@@ -9,17 +9,26 @@ order rows were inserted in.
 import hashlib
 import ipaddress
 import json
+from collections import defaultdict
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from django.db.models import Prefetch
-
+from apps.core.memory import gc_paused
 from apps.identities.models import Identity
 from apps.policies.choices import Effect
 from apps.policies.models import AccessRule, Gateway, Role, Route
 from apps.policies.roles import effective_roles_by_identity
 
 SNAPSHOT_FORMAT = 1
+_RULE_FIELDS = (
+    "effect",
+    "auth_mode",
+    "allowed_cidrs",
+    "rate_limit_per_minute",
+    "identity_headers",
+    "cache_seconds",
+)
+_ROUTE_FIELDS = ("host", "path_prefix", "methods", "upstream_url")
 
 
 def canonical_json(data) -> str:
@@ -30,60 +39,76 @@ def content_sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _rule_content(rule: AccessRule, route_key: str) -> dict:
+def _rule_content(rule: dict, route_key: str) -> dict:
     body = {
-        "effect": rule.effect,
-        "auth_mode": rule.auth_mode,
-        "roles": sorted(role.slug for role in rule.roles.all()),
-        "allowed_cidrs": sorted(rule.allowed_cidrs),
-        "rate_limit_per_minute": rule.rate_limit_per_minute,
-        "identity_headers": sorted(rule.identity_headers),
-        "cache_seconds": rule.cache_seconds,
+        **rule,
+        "roles": sorted(rule["roles"]),
+        "allowed_cidrs": sorted(rule["allowed_cidrs"]),
+        "identity_headers": sorted(rule["identity_headers"]),
     }
     body["key"] = content_sha256(route_key + canonical_json(body))[:16]
     return body
 
 
-def _route_content(route: Route) -> dict:
-    key = f"{route.gateway.name}/{route.host}{route.path_prefix}"
-    rules = [_rule_content(rule, key) for rule in route.rules.all()]
-    return {
-        "key": key,
-        "gateway": route.gateway.name,
-        "application": route.application.slug,
-        "host": route.host,
-        "path_prefix": route.path_prefix,
-        "methods": sorted(route.methods),
-        "upstream_url": route.upstream_url,
-        "rules": sorted(rules, key=canonical_json),
-    }
+def _routes_content() -> list[dict]:
+    """Routes with their rules, from three flat queries grouped here (a snapshot reads every row,
+    so filtering prefetches by tens of thousands of ids would only cost time)."""
+    roles_by_rule = defaultdict(list)
+    for rule_id, slug in AccessRule.roles.through.objects.values_list("accessrule_id", "role__slug").iterator(20_000):
+        roles_by_rule[rule_id].append(slug)
+    rules_by_route = defaultdict(list)
+    rule_rows = AccessRule.objects.values_list("route_id", "pk", *_RULE_FIELDS).iterator(20_000)
+    for route_id, rule_id, *values in rule_rows:
+        rules_by_route[route_id].append(
+            {**dict(zip(_RULE_FIELDS, values, strict=True)), "roles": roles_by_rule[rule_id]}
+        )
+    routes = []
+    route_rows = Route.objects.values_list("pk", "gateway__name", "application__slug", *_ROUTE_FIELDS).iterator(20_000)
+    for route_id, gateway, application, *values in route_rows:
+        route = dict(zip(_ROUTE_FIELDS, values, strict=True))
+        key = f"{gateway}/{route['host']}{route['path_prefix']}"
+        rules = [_rule_content(rule, key) for rule in rules_by_route[route_id]]
+        routes.append(
+            {
+                **route,
+                "key": key,
+                "gateway": gateway,
+                "application": application,
+                "methods": sorted(route["methods"]),
+                "rules": sorted(rules, key=canonical_json),
+            }
+        )
+    return sorted(routes, key=lambda route: route["key"])
 
 
 def snapshot_content() -> dict:
-    """Read the whole effective policy from the database in a fixed number of queries."""
-    routes = Route.objects.select_related("gateway", "application").prefetch_related(
-        Prefetch("rules", queryset=AccessRule.objects.prefetch_related("roles"))
-    )
-    roles_by_id = effective_roles_by_identity()
-    subjects = Identity.objects.filter(active=True).values_list("pk", "source__slug", "external_id")
-    identities = {
-        f"{slug}:{external_id}": sorted(roles_by_id.get(pk, ())) for pk, slug, external_id in subjects.iterator(10_000)
-    }
-    return {
-        "format": SNAPSHOT_FORMAT,
-        "roles": sorted(Role.objects.values_list("slug", flat=True)),
-        "gateways": [
-            {
-                "name": gateway.name,
-                "kind": gateway.kind,
-                "listen_address": gateway.listen_address,
-                "public_hostnames": sorted(gateway.public_hostnames),
-            }
-            for gateway in Gateway.objects.order_by("name")
-        ],
-        "routes": sorted((_route_content(route) for route in routes), key=lambda route: route["key"]),
-        "identities": identities,
-    }
+    """Read the whole effective policy from the database in a fixed number of queries.
+
+    Call it inside one transaction with a stable view (see ``services.snapshot_build``), or rows
+    written between its queries could mix two states of the policy.
+    """
+    with gc_paused():
+        roles_by_id = effective_roles_by_identity()
+        subjects = Identity.objects.filter(active=True).values_list("pk", "source__slug", "external_id")
+        identities = {
+            f"{slug}:{external_id}": sorted(roles_by_id.get(pk, ()))
+            for pk, slug, external_id in subjects.iterator(10_000)
+        }
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "roles": sorted(Role.objects.values_list("slug", flat=True)),
+            "gateways": [
+                {
+                    "name": gateway.name,
+                    "kind": gateway.kind,
+                    "listen_address": gateway.listen_address,
+                    "public_hostnames": sorted(gateway.public_hostnames),
+                }
+                for gateway in Gateway.objects.order_by("name")
+            ],
+            "routes": _routes_content(),
+            "identities": identities,
+        }
 
 
 # In-memory form ------------------------------------------------------------------------------
@@ -111,6 +136,7 @@ class RouteView:
     path_prefix: str
     methods: frozenset[str]  # empty: every method
     upstream_url: str
+    needs_address: bool  # some rule has CIDRs: only then is the client address parsed
     deny_rules: tuple[RuleView, ...]
     allow_rules: tuple[RuleView, ...]  # most specific first: roles, authenticated, public
 
@@ -159,6 +185,7 @@ def _compile_route(route: dict) -> RouteView:
         path_prefix=route["path_prefix"],
         methods=frozenset(route["methods"]),
         upstream_url=route["upstream_url"],
+        needs_address=any(rule.networks for rule in rules),
         deny_rules=tuple(rule for rule in rules if rule.effect == Effect.DENY),
         allow_rules=tuple(
             sorted((rule for rule in rules if rule.effect == Effect.ALLOW), key=lambda r: _ALLOW_ORDER[r.auth_mode])
@@ -167,6 +194,11 @@ def _compile_route(route: dict) -> RouteView:
 
 
 def compile_policy(content: dict, sha256: str = "") -> CompiledPolicy:
+    with gc_paused():
+        return _compile(content, sha256)
+
+
+def _compile(content: dict, sha256: str) -> CompiledPolicy:
     exact: dict[str, dict[str, RouteView]] = {}
     wildcard: dict[str, dict[str, RouteView]] = {}
     routes = tuple(_compile_route(route) for route in content["routes"])

@@ -1,0 +1,1 @@
+"""Performance benchmarks, run on a throwaway PostgreSQL server (``make bench``)."""
