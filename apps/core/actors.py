@@ -2,7 +2,7 @@
 
 import getpass
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,3 @@ class Actor:
     def from_request(cls, request) -> "Actor":
         request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
         return cls.for_user(request.user, request_id=request_id, client_ip=request.META.get("REMOTE_ADDR"))
-
-    def with_request(self, *, request_id: str, client_ip: str | None) -> "Actor":
-        return replace(self, request_id=request_id, client_ip=client_ip)

@@ -85,7 +85,7 @@ class MethodListField(NormalizedListField):
 
 
 class HostnameListField(NormalizedListField):
-    item_normalizer = staticmethod(validators.normalize_hostname)
+    item_normalizer = staticmethod(validators.normalize_served_hostname)
     item_label = "host names"
 
 

@@ -66,6 +66,11 @@ def normalize_hostname(value: str, *, allow_wildcard: bool = False) -> str:
     return f"*.{ascii_host}" if wildcard else ascii_host
 
 
+def normalize_served_hostname(value: str) -> str:
+    """A host name a gateway serves: exact, or a ``*.`` wildcard (as on a wildcard certificate)."""
+    return normalize_hostname(value, allow_wildcard=True)
+
+
 def normalize_path_prefix(value: str) -> str:
     """A path prefix: starts with '/', no whitespace, quotes, '#', control characters or dot segments.
 

@@ -13,12 +13,6 @@ class IdentitySourceAdmin(AuditedModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # organization URLs are https
 
 
-class MembershipInline(admin.TabularInline):
-    model = Membership
-    extra = 0
-    autocomplete_fields = ("group",)
-
-
 @admin.register(Identity)
 class IdentityAdmin(AuditedModelAdmin):
     list_display = ("username", "display_name", "email", "kind", "source", "active")

@@ -1,6 +1,6 @@
 """Reads for identities."""
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 
 from apps.identities.models import Identity
 
@@ -16,8 +16,3 @@ def identity_get_by_reference(*, reference: str) -> Identity | None:
         query |= Q(source__slug=slug, external_id=external_id)
     matches = list(identities.filter(query)[:2])
     return matches[0] if len(matches) == 1 else None
-
-
-def identity_list(*, active: bool | None = None) -> QuerySet[Identity]:
-    identities = Identity.objects.select_related("source")
-    return identities if active is None else identities.filter(active=active)

@@ -140,10 +140,6 @@ class RouteView:
     deny_rules: tuple[RuleView, ...]
     allow_rules: tuple[RuleView, ...]  # most specific first: roles, authenticated, public
 
-    @property
-    def rules(self) -> tuple[RuleView, ...]:
-        return self.deny_rules + self.allow_rules
-
 
 _ALLOW_ORDER = {"roles": 0, "authenticated": 1, "public": 2}
 

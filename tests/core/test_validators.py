@@ -286,3 +286,18 @@ def test_role_slug_and_entity_ref_errors_name_their_fields():
     with pytest.raises(ValidationError) as error:
         services.application_create(actor=ACTOR, name="X", slug="x", backstage_entity_ref="component:/x")
     assert "[kind:][namespace/]name" in error.value.message_dict["backstage_entity_ref"][0]
+
+
+@pytest.mark.django_db
+def test_gateways_may_serve_wildcard_host_names():
+    gateway = services.gateway_create(
+        actor=ACTOR, name="edge-1", kind="haproxy", listen_address="[::]:443",
+        public_hostnames=["*.Apps.Example.test", "portal.example.test", "portal.example.test"],
+    )  # fmt: skip
+    assert gateway.public_hostnames == ["*.apps.example.test", "portal.example.test"]
+    with pytest.raises(ValidationError) as error:
+        services.gateway_create(
+            actor=ACTOR, name="edge-2", kind="nginx", listen_address="443", public_hostnames=["a_b"]
+        )
+    assert set(error.value.message_dict) == {"kind", "listen_address", "public_hostnames"}
+    assert "Item 1: Host label 'a_b' breaks RFC 1123" in error.value.message_dict["public_hostnames"][0]

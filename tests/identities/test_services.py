@@ -6,6 +6,7 @@ from django.db import connection
 
 from apps.audit.models import AuditEvent
 from apps.core.actors import Actor
+from apps.core.crypto import DecryptionError
 from apps.identities import services
 from apps.identities.models import IdentitySource, Membership
 from apps.identities.selectors import identity_get_by_reference
@@ -76,3 +77,17 @@ def test_identities_are_found_by_id_username_email_or_subject():
         assert identity_get_by_reference(reference=reference) == alice
     assert identity_get_by_reference(reference="nobody") is None
     assert alice.subject == "okta:00u1"
+
+
+def test_a_wrong_kek_fails_loudly_without_leaking_the_ciphertext(settings):
+    source = services.identity_source_create(
+        actor=ACTOR, name="Okta", slug="okta", kind="okta", base_url="https://acme.okta.com", credential="s3cret"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT credential FROM identities_identitysource WHERE id = %s", [source.pk])
+        ciphertext = cursor.fetchone()[0]
+    settings.POLICYHUB_KEK = "bmV3LWtleS1lbmNyeXB0aW9uLWtleS0xMTExMTExMTE="
+    with pytest.raises(DecryptionError) as error:
+        IdentitySource.objects.get(pk=source.pk)
+    assert ciphertext not in str(error.value)
+    assert error.value.__cause__ is None
