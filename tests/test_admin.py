@@ -76,3 +76,13 @@ def test_the_audit_log_is_read_only_in_the_admin(staff):
     event = AuditEvent.objects.create(occurred_at="2026-01-01T00:00Z", actor="a", action="b", prev_hash="0", hash="1")
     assert staff.get(reverse("admin:audit_auditevent_add")).status_code == 403
     assert staff.post(reverse("admin:audit_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
+
+
+def test_access_rule_list_shows_roles_without_a_query_per_row(staff, django_assert_max_num_queries):
+    role = RoleFactory(slug="ops")
+    for _ in range(5):
+        rule = AccessRule.objects.create(route=RouteFactory(), auth_mode="roles")
+        rule.roles.set([role])
+    with django_assert_max_num_queries(8):
+        page = staff.get(reverse("admin:policies_accessrule_changelist")).content.decode()
+    assert page.count('<td class="field-role_list">ops</td>') == 5

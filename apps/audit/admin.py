@@ -11,6 +11,7 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_filter = ("action", "object_type")
     search_fields = ("actor", "action", "object_id", "request_id")
     date_hierarchy = "occurred_at"
+    ordering = ("-id",)  # newest first; the chain itself is verified in id order
     readonly_fields = [field.name for field in AuditEvent._meta.fields]
 
     def has_add_permission(self, request):

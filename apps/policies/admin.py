@@ -69,11 +69,26 @@ class AccessRuleAdminForm(forms.ModelForm):
 @admin.register(AccessRule)
 class AccessRuleAdmin(AuditedModelAdmin):
     form = AccessRuleAdminForm
-    list_display = ("route", "effect", "auth_mode", "allowed_cidrs", "rate_limit_per_minute", "cache_seconds")
+    list_display = (
+        "route",
+        "effect",
+        "auth_mode",
+        "role_list",
+        "allowed_cidrs",
+        "rate_limit_per_minute",
+        "cache_seconds",
+    )
     list_filter = ("effect", "auth_mode", "route__gateway")
     search_fields = ("route__host", "route__path_prefix", "roles__slug")
     filter_horizontal = ("roles",)
     list_select_related = ("route",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("roles")
+
+    @admin.display(description="roles (any of)")
+    def role_list(self, obj: AccessRule) -> str:
+        return ", ".join(sorted(role.slug for role in obj.roles.all())) or "-"
 
 
 @admin.register(PolicySnapshot)
