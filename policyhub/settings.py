@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.identities",
     "apps.policies",
+    "apps.credentials",
 ]
 
 MIDDLEWARE = [
@@ -135,6 +136,12 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 if _proxy_header := env.str("SECURE_PROXY_SSL_HEADER_NAME", default=""):
     SECURE_PROXY_SSL_HEADER = (_proxy_header, "https")
+
+# Edge tokens (apps/credentials): short-lived JWTs the gateways verify.
+POLICYHUB_TOKEN_ISSUER = env.str("POLICYHUB_TOKEN_ISSUER", default="policyhub")
+POLICYHUB_EDGE_TOKEN_TTL_SECONDS = env.int("POLICYHUB_EDGE_TOKEN_TTL_SECONDS", default=600)
+POLICYHUB_EDGE_TOKEN_MAX_TTL_SECONDS = env.int("POLICYHUB_EDGE_TOKEN_MAX_TTL_SECONDS", default=900)
+POLICYHUB_SIGNING_KEY_LIFETIME_DAYS = env.int("POLICYHUB_SIGNING_KEY_LIFETIME_DAYS", default=30)
 
 REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

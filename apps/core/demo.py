@@ -18,6 +18,7 @@ from apps.audit.services import audit_record
 from apps.core.actors import Actor
 from apps.core.crypto import Secret
 from apps.core.demo_policy import demo_policy_seed
+from apps.credentials.models import SigningKey
 from apps.identities.choices import IdentityKind, SourceKind
 from apps.identities.models import Group, Identity, IdentitySource, Membership
 from apps.identities.services import group_create, identity_create, identity_source_create, membership_add
@@ -124,6 +125,7 @@ class DemoSummary:
     gateways: int
     routes: int
     access_rules: int
+    signing_keys: int
     snapshot_sha256: str
 
     @property
@@ -155,6 +157,7 @@ def _summary(*, existing_sources: tuple[str, ...], snapshot: PolicySnapshot | No
         gateways=Gateway.objects.count(),
         routes=Route.objects.count(),
         access_rules=AccessRule.objects.count(),
+        signing_keys=SigningKey.objects.count(),
         snapshot_sha256=snapshot.sha256 if snapshot else "",
     )
 

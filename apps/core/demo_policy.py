@@ -6,6 +6,7 @@ accounts it has just created.
 """
 
 from apps.core.actors import Actor
+from apps.credentials.services import signing_key_activate, signing_key_generate
 from apps.identities.models import Group, Identity, IdentitySource
 from apps.policies.choices import AuthMode, Effect, GatewayKind, IdentityHeader, MatchKind
 from apps.policies.models import Role
@@ -105,6 +106,9 @@ def _seed_gateways_and_routes(*, actor: Actor, roles: dict[str, Role]) -> None:
         public_hostnames=["artifacts.example.test", "packages.example.test"],
         description="Build artifacts and packages.",
     )
+    # Each gateway gets its signing key (RS256 for HAProxy, HS256 for lighttpd), so tokens can be minted.
+    for gateway in (haproxy, lighttpd):
+        signing_key_activate(key=signing_key_generate(gateway=gateway, actor=actor), actor=actor)
     backstage = application_create(
         actor=actor, name="Backstage", slug="backstage", backstage_entity_ref="component:default/backstage"
     )

@@ -17,6 +17,7 @@ from apps.core.fields import (
     SlugField,
     UpstreamURLField,
 )
+from apps.credentials.choices import SigningAlgorithm
 from apps.identities.models import Group, Identity, IdentitySource
 from apps.policies.choices import AuthMode, Effect, GatewayKind, IdentityHeader, MatchKind
 
@@ -122,6 +123,12 @@ class Gateway(models.Model):
     kind = models.CharField(max_length=16, choices=GatewayKind.choices)
     listen_address = ListenAddressField(max_length=64, help_text="ip:port, e.g. 0.0.0.0:443 or [::]:443")
     public_hostnames = HostnameListField(help_text="Host names this gateway serves; routes must use them.")
+    edge_token_algorithm = models.CharField(
+        max_length=8,
+        choices=SigningAlgorithm.choices,
+        blank=True,
+        help_text="Empty: the recommended one for the proxy (RS256 for HAProxy, HS256 for lighttpd).",
+    )
     description = models.TextField(blank=True)
 
     class Meta:

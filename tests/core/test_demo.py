@@ -73,6 +73,7 @@ def test_seeding_creates_the_story(summary):
         "gateways": 2,
         "routes": 6,
         "access_rules": 7,
+        "signing_keys": 2,
     }
     assert {(s.slug, s.kind, s.base_url) for s in IdentitySource.objects.all()} == {
         ("okta", "okta", "https://acme.okta.com"),
@@ -248,3 +249,12 @@ def test_command_refuses_without_debug_unless_forced(settings):
 
     _, username, password = _seed_demo_command("--force")
     assert authenticate(username=username, password=password) is not None
+
+
+def test_demo_gateways_can_mint_edge_tokens(summary):
+    from apps.credentials.mint import mint_edge_token
+
+    for gateway in Gateway.objects.all():
+        edge = mint_edge_token(identity=_identity(OKTA_ADMIN), gateway=gateway)
+        assert edge.claims["aud"] == gateway.name
+        assert "airflow-admin" in edge.claims["roles"]

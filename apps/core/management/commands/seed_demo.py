@@ -14,7 +14,8 @@ def _describe(summary: DemoSummary) -> str:
         f"{summary.identity_sources} identity sources, {summary.identities} identities "
         f"({summary.active_identities} active), {summary.groups} groups, {summary.memberships} memberships, "
         f"{summary.roles} roles, {summary.role_mappings} role mappings, {summary.applications} applications, "
-        f"{summary.gateways} gateways, {summary.routes} routes, {summary.access_rules} access rules"
+        f"{summary.gateways} gateways (with {summary.signing_keys} signing keys), {summary.routes} routes, "
+        f"{summary.access_rules} access rules"
     )
 
 

@@ -1,0 +1,92 @@
+"""Edge tokens: short-lived JWTs a gateway's proxy verifies (the contract in shared/DESIGN.md).
+
+Header ``alg`` and ``kid`` come from the signing key (proxies pin the algorithm per kid). Claims:
+string ``iss`` and ``aud`` (the gateway's name: HAProxy cannot match array audiences), ``sub`` in
+``[A-Za-z0-9@._:-]{1,64}``, integer ``iat``/``nbf``/``exp``, ``roles`` as an array for Lua and
+``roles_csv`` (",a,b,") for HAProxy, whose JSON queries cannot read arrays.
+"""
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import jwt
+from django.conf import settings
+from django.utils import timezone
+
+from apps.credentials.choices import ASYMMETRIC_ALGORITHMS
+from apps.credentials.models import SigningKey
+from apps.credentials.selectors import signing_key_for_minting
+from apps.identities.models import Identity
+from apps.policies.models import Gateway
+from apps.policies.roles import effective_roles
+
+SUBJECT_PATTERN = re.compile(r"^[A-Za-z0-9@._:-]{1,64}$")
+MIN_TTL = timedelta(seconds=60)
+
+
+class TokenRefused(Exception):
+    """No token can be minted; the message says why and is safe to show."""
+
+
+@dataclass(frozen=True)
+class EdgeToken:
+    token: str
+    kid: str
+    expires_at: datetime
+    claims: dict
+
+    def __repr__(self) -> str:  # the token is a bearer credential: never in reprs or logs
+        return f"EdgeToken(kid={self.kid!r}, sub={self.claims['sub']!r}, expires_at={self.expires_at.isoformat()})"
+
+
+def roles_csv(roles: Iterable[str]) -> str:
+    return "," + "".join(f"{role}," for role in sorted(roles))
+
+
+def _checked_ttl(ttl: timedelta | None) -> timedelta:
+    maximum = timedelta(seconds=settings.POLICYHUB_EDGE_TOKEN_MAX_TTL_SECONDS)
+    ttl = ttl if ttl is not None else timedelta(seconds=settings.POLICYHUB_EDGE_TOKEN_TTL_SECONDS)
+    if not MIN_TTL <= ttl <= maximum:
+        raise TokenRefused(f"token lifetime must be between {MIN_TTL} and {maximum}, not {ttl}")
+    return ttl
+
+
+def sign_edge_token(
+    *, key: SigningKey, subject: str, roles: Iterable[str], ttl: timedelta | None = None, now: datetime | None = None
+) -> EdgeToken:
+    """Sign a token for ``subject`` with ``key``; used for identities and for the proof's synthetic ones."""
+    if not SUBJECT_PATTERN.match(subject):
+        raise TokenRefused(f"subject {subject!r} does not fit [A-Za-z0-9@._:-]{{1,64}}")
+    now = (now or timezone.now()).replace(microsecond=0)
+    expires_at = now + _checked_ttl(ttl)
+    role_list = sorted(set(roles))
+    claims = {
+        "iss": settings.POLICYHUB_TOKEN_ISSUER,
+        "aud": key.gateway.name,
+        "sub": subject,
+        "iat": int(now.timestamp()),
+        "nbf": int(now.timestamp()),
+        "exp": int(expires_at.timestamp()),
+        "roles": role_list,
+        "roles_csv": roles_csv(role_list),
+    }
+    signing_material = key.private_material.reveal()
+    if key.algorithm not in ASYMMETRIC_ALGORITHMS:
+        signing_material = signing_material.encode()
+    token = jwt.encode(claims, signing_material, algorithm=key.algorithm, headers={"kid": key.kid, "typ": "JWT"})
+    return EdgeToken(token=token, kid=key.kid, expires_at=expires_at, claims=claims)
+
+
+def mint_edge_token(
+    *, identity: Identity, gateway: Gateway, ttl: timedelta | None = None, now: datetime | None = None
+) -> EdgeToken:
+    """A token for a real identity at one gateway, carrying its current effective roles."""
+    if not identity.active:
+        raise TokenRefused(f"identity {identity.subject} is not active")
+    now = now or timezone.now()
+    key = signing_key_for_minting(gateway=gateway, now=now)
+    if key is None:
+        raise TokenRefused(f"gateway {gateway.name} has no active signing key valid now")
+    return sign_edge_token(key=key, subject=identity.subject, roles=effective_roles(identity), ttl=ttl, now=now)

@@ -1,0 +1,40 @@
+"""Signing keys for edge tokens: one active key per gateway, private material encrypted at rest."""
+
+from django.db import models
+from django.db.models import F, Q
+
+from apps.core.fields import EncryptedTextField, SlugField
+from apps.credentials.choices import KeyState, SigningAlgorithm
+from apps.policies.models import Gateway
+
+
+class SigningKey(models.Model):
+    """A key a gateway's proxy uses to verify edge tokens; ``kid`` pins the algorithm and the key."""
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.PROTECT, related_name="signing_keys")
+    kid = SlugField(max_length=63, unique=True)
+    algorithm = models.CharField(max_length=8, choices=SigningAlgorithm.choices)
+    state = models.CharField(max_length=16, choices=KeyState.choices, default=KeyState.NEXT)
+    public_key_pem = models.TextField(blank=True, help_text="SPKI 'BEGIN PUBLIC KEY' PEM; empty for HS256.")
+    # PKCS#8 private key PEM for RS256/ES256, or the shared secret for HS256.
+    private_material = EncryptedTextField()
+    not_before = models.DateTimeField()
+    not_after = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["gateway_id", "-not_before"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gateway"], condition=Q(state=KeyState.ACTIVE), name="one_active_signing_key_per_gateway"
+            ),
+            models.CheckConstraint(condition=Q(not_after__gt=F("not_before")), name="signing_key_window_forward"),
+            models.CheckConstraint(
+                condition=(Q(algorithm=SigningAlgorithm.HS256) & Q(public_key_pem=""))
+                | (~Q(algorithm=SigningAlgorithm.HS256) & ~Q(public_key_pem="")),
+                name="signing_key_public_part_fits_algorithm",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kid} ({self.algorithm}, {self.state})"

@@ -1,0 +1,56 @@
+"""Writes for signing keys: generate (published as 'next') and activate (the old active key retires)."""
+
+import secrets
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.core.actors import Actor
+from apps.core.crypto import Secret
+from apps.core.services import model_create, model_update
+from apps.credentials.choices import KeyState
+from apps.credentials.material import generate_key_material
+from apps.credentials.models import SigningKey
+from apps.credentials.selectors import gateway_signing_algorithm
+from apps.policies.models import Gateway
+
+
+def _new_kid(gateway: Gateway, now: datetime) -> str:
+    # Readable (which gateway, which day) and unique; [a-z0-9-] keeps it safe in every proxy syntax.
+    return f"{gateway.name[:40]}-{now:%Y%m%d}-{secrets.token_hex(4)}"
+
+
+def signing_key_generate(*, gateway: Gateway, actor: Actor, now: datetime | None = None) -> SigningKey:
+    """A new key in state 'next', in the gateway's algorithm, valid for the configured lifetime."""
+    now = now or timezone.now()
+    algorithm = gateway_signing_algorithm(gateway=gateway)
+    material = generate_key_material(algorithm)
+    return model_create(
+        model=SigningKey,
+        actor=actor,
+        data={
+            "gateway": gateway,
+            "kid": _new_kid(gateway, now),
+            "algorithm": algorithm,
+            "state": KeyState.NEXT,
+            "public_key_pem": material.public_key_pem,
+            "private_material": Secret(material.private_material),
+            "not_before": now,
+            "not_after": now + timedelta(days=settings.POLICYHUB_SIGNING_KEY_LIFETIME_DAYS),
+        },
+    )
+
+
+@transaction.atomic
+def signing_key_activate(*, key: SigningKey, actor: Actor) -> SigningKey:
+    """Make ``key`` the one that signs; the previously active key keeps verifying as 'retiring'."""
+    key = SigningKey.objects.select_for_update().get(pk=key.pk)
+    if key.state == KeyState.ACTIVE:
+        return key
+    if key.state != KeyState.NEXT:
+        raise ValueError(f"only a 'next' key can become active; {key.kid} is {key.state}")
+    for previous in SigningKey.objects.select_for_update().filter(gateway=key.gateway, state=KeyState.ACTIVE):
+        model_update(instance=previous, actor=actor, data={"state": KeyState.RETIRING})
+    return model_update(instance=key, actor=actor, data={"state": KeyState.ACTIVE})[0]
