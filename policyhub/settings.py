@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "apps.identities",
     "apps.policies",
     "apps.credentials",
+    "apps.gateways",
 ]
 
 MIDDLEWARE = [

@@ -10,7 +10,9 @@ from apps.policies.models import AccessRule, Role
 from tests.factories import IdentityFactory, RoleFactory, RouteFactory
 
 pytestmark = pytest.mark.django_db
-PROJECT_MODELS = [m for m in admin.site._registry if m._meta.app_label in {"identities", "policies", "audit", "credentials"}]
+PROJECT_MODELS = [
+    m for m in admin.site._registry if m._meta.app_label in {"identities", "policies", "audit", "credentials"}
+]
 
 
 @pytest.fixture

@@ -1,9 +1,20 @@
 """Before the suite starts: name the Debian packages whose binaries the tests need and cannot find."""
 
+import os
 import shutil
 import sys
 
 from tests.support.postgres import PostgresUnavailable, _find_bindir
+
+# command on PATH -> the Debian package that provides it
+COMMANDS = {
+    "redis-server": "redis-server",
+    "haproxy": "haproxy",
+    "lighttpd": "lighttpd",
+    "luac5.3": "lua5.3",  # compiles what HAProxy's Lua 5.3 will load
+    "luac5.4": "lua5.4",  # compiles what lighttpd's mod_magnet (Lua 5.4) will load
+}
+MOD_MAGNET = "/usr/lib/lighttpd/mod_magnet.so"
 
 
 def missing_packages() -> list[str]:
@@ -12,8 +23,9 @@ def missing_packages() -> list[str]:
         _find_bindir()
     except PostgresUnavailable:
         missing.append("postgresql")
-    if not shutil.which("redis-server"):
-        missing.append("redis-server")
+    missing += [package for command, package in COMMANDS.items() if not shutil.which(command)]
+    if not os.path.exists(MOD_MAGNET):
+        missing.append("lighttpd-modules-lua")
     return missing
 
 

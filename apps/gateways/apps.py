@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class GatewaysConfig(AppConfig):
+    """What gets onto a gateway: rendered proxy configs, their validation, and (later) deployments."""
+
+    name = "apps.gateways"
+    label = "gateways"

@@ -1,0 +1,174 @@
+"""Validating a rendered config with the real proxy binary, plus the checks the binaries skip.
+
+Verified on Debian's HAProxy 2.6 and lighttpd 1.4.69 (shared/reference/proxies.md §1.7, §2.5):
+``haproxy -c`` passes a config whose ``jwt_verify`` key file is missing (every token then fails
+with -5 at run time), and ``lighttpd -tt`` passes missing or broken magnet scripts (they fail as 500s
+at request time). So besides the binary's verdict, every referenced file must exist, every HAProxy
+verification key must be SPKI ``BEGIN PUBLIC KEY`` PEM of the right type, and every Lua file must
+compile with the Lua the proxy embeds (5.3 in HAProxy, 5.4 in mod_magnet).
+"""
+
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from apps.gateways.rendered import RenderedConfig
+
+CHECK_TIMEOUT_SECONDS = 30
+DEBIAN_PACKAGE = {
+    "haproxy": "haproxy",
+    "lighttpd": "lighttpd",
+    "luac5.3": "lua5.3",
+    "luac5.4": "lua5.4",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    check: str  # binary | reference | key | lua
+    message: str
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    problems: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess | Problem:
+    if shutil.which(command[0]) is None:
+        package = DEBIAN_PACKAGE.get(command[0], command[0])
+        return Problem("binary", f"{command[0]} is not installed; on Debian: apt-get install {package}")
+    return subprocess.run(  # noqa: S603 (fixed binaries, arguments are our own file names)
+        command, cwd=cwd, capture_output=True, text=True, timeout=CHECK_TIMEOUT_SECONDS, check=False
+    )
+
+
+def _missing(directory: Path, references: set[str], source: str) -> Iterator[Problem]:
+    for reference in sorted(references):
+        path = Path(reference)
+        if path.is_absolute() and not path.is_relative_to(directory):
+            yield Problem("reference", f"{source} refers to {reference}, outside the rendered files")
+        elif not (directory / path).is_file():
+            yield Problem("reference", f"{source} refers to {reference}, which was not rendered")
+
+
+def _lua(rendered: RenderedConfig, directory: Path, luac: str) -> Iterator[Problem]:
+    for name in rendered.files:
+        if name.endswith(".lua"):
+            result = _run([luac, "-p", name], directory)
+            if isinstance(result, Problem):
+                yield result
+                return
+            if result.returncode != 0:
+                yield Problem("lua", (result.stderr or result.stdout).strip())
+
+
+# HAProxy ---------------------------------------------------------------------------------------
+
+_HAPROXY_FILE_REFERENCES = (
+    re.compile(r"\s-f\s+(\S+)"),
+    re.compile(r"\bmap(?:_\w+)?\(([^,)\s]+)"),
+    re.compile(r"\bjwt_verify\(\s*\w+\s*,\s*\"([^\"]+)\"\s*\)"),
+    re.compile(r"^\s*lua-load\s+(\S+)", re.M),
+    re.compile(r"\b(?:crt|ca-file|crl-file)\s+(\S+)"),
+    re.compile(r"^\s*errorfile\s+\d+\s+(\S+)", re.M),
+)
+_HAPROXY_VERIFY_KEY = re.compile(r"\bjwt_verify\(\s*(RS|ES|PS)(\d+)\s*,\s*\"([^\"]+)\"\s*\)")
+_KEY_TYPES = {"RS": rsa.RSAPublicKey, "PS": rsa.RSAPublicKey, "ES": ec.EllipticCurvePublicKey}
+
+
+def _haproxy_binary(rendered: RenderedConfig, directory: Path) -> Iterator[Problem]:
+    result = _run(["haproxy", "-c", "-f", rendered.main], directory)
+    if isinstance(result, Problem):
+        yield result
+        return
+    # rc 0 can still carry warnings (ignored keywords, dubious ACLs): a rendered config must have none.
+    noteworthy = [line for line in result.stderr.splitlines() if "[ALERT]" in line or "[WARNING]" in line]
+    if result.returncode != 0 or noteworthy:
+        yield Problem(
+            "binary", "\n".join(noteworthy) or result.stderr.strip() or f"haproxy -c exit {result.returncode}"
+        )
+
+
+def _haproxy_keys(text: str, directory: Path) -> Iterator[Problem]:
+    for family, bits, reference in _HAPROXY_VERIFY_KEY.findall(text):
+        path = directory / reference
+        if not path.is_file():
+            continue  # reported as a missing reference
+        pem = path.read_bytes()
+        if not pem.lstrip().startswith(b"-----BEGIN PUBLIC KEY-----"):
+            yield Problem("key", f"{reference}: jwt_verify needs SPKI 'BEGIN PUBLIC KEY' PEM (a certificate gives -5)")
+            continue
+        try:
+            key = load_pem_public_key(pem)
+        except ValueError as error:
+            yield Problem("key", f"{reference}: not a readable public key ({error})")
+            continue
+        if not isinstance(key, _KEY_TYPES[family]):
+            held = (
+                "an RSA"
+                if isinstance(key, rsa.RSAPublicKey)
+                else "an EC"
+                if isinstance(key, ec.EllipticCurvePublicKey)
+                else "a"
+            )
+            yield Problem("key", f"{reference}: {held} key cannot verify {family}{bits} signatures")
+
+
+def _check_haproxy(rendered: RenderedConfig, directory: Path) -> Iterator[Problem]:
+    yield from _haproxy_binary(rendered, directory)
+    for name, file in rendered.files.items():
+        if name.endswith(".cfg"):
+            text = file.content.decode()
+            references = {match for pattern in _HAPROXY_FILE_REFERENCES for match in pattern.findall(text)}
+            yield from _missing(directory, references, name)
+            yield from _haproxy_keys(text, directory)
+    yield from _lua(rendered, directory, "luac5.3")
+
+
+# lighttpd --------------------------------------------------------------------------------------
+
+_LIGHTTPD_SCRIPT_LIST = re.compile(r"^\s*magnet\.attract-[\w-]+-to\s*=\s*\(([^)]*)\)", re.M)
+_LIGHTTPD_FILE_SETTING = re.compile(r"^\s*ssl\.(?:pemfile|privkey|ca-file)\s*=\s*\"([^\"]+)\"", re.M)
+_QUOTED = re.compile(r"\"([^\"]+)\"")
+
+
+def _check_lighttpd(rendered: RenderedConfig, directory: Path) -> Iterator[Problem]:
+    result = _run(["lighttpd", "-tt", "-f", rendered.main], directory)
+    if isinstance(result, Problem):
+        yield result
+        return
+    output = (result.stdout + result.stderr).strip()
+    # rc 0 also covers unknown config keys, which lighttpd only warns about and then ignores.
+    if result.returncode != 0 or "WARNING" in output:
+        yield Problem("binary", output or f"lighttpd -tt exit {result.returncode}")
+        return
+    # -p prints the parsed config with variables and includes expanded: the paths as lighttpd sees them.
+    printed = _run(["lighttpd", "-p", "-f", rendered.main], directory).stdout
+    references = set(_LIGHTTPD_FILE_SETTING.findall(printed))
+    for script_list in _LIGHTTPD_SCRIPT_LIST.findall(printed):
+        references.update(_QUOTED.findall(script_list))
+    yield from _missing(directory, references, rendered.main)
+    yield from _lua(rendered, directory, "luac5.4")
+
+
+_CHECKS = {"haproxy": _check_haproxy, "lighttpd": _check_lighttpd}
+
+
+def validate(rendered: RenderedConfig) -> ValidationResult:
+    """Write the files to a temporary directory and run every check; problems name what failed."""
+    with tempfile.TemporaryDirectory(prefix="policyhub-validate-") as workdir:
+        directory = Path(workdir).resolve()
+        rendered.write_to(directory)
+        return ValidationResult(tuple(_CHECKS[rendered.kind](rendered, directory)))
