@@ -22,7 +22,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Protocol
 
-from apps.policies.snapshot import CompiledPolicy, RouteView, RuleView
+from apps.policies.snapshot import CompiledPolicy, HostIndex, RouteView, RuleView
 
 
 class ReasonCode(StrEnum):
@@ -59,6 +59,7 @@ class IdentityLike(Protocol):
 
 
 _NO_ROLES: frozenset[str] = frozenset()
+_NO_ROUTES = HostIndex.of(())
 _ENCODED_TRICKS = ("%2e", "%2f", "%5c", "\\")
 
 
@@ -76,16 +77,16 @@ def _path_is_canonical(path: str) -> bool:
     return not any(segment in {".", ".."} for segment in path.split("/"))
 
 
-def find_route(policy: CompiledPolicy, host: str, path: str) -> RouteView | None:
+def find_route(index: HostIndex, host: str, path: str) -> RouteView | None:
     """Host first (exact, then longest wildcard suffix), then longest prefix on segment boundaries."""
-    table = policy.exact_hosts.get(host)
+    table = index.exact.get(host)
     rest = host
     while table is None:
         dot = rest.find(".")
         if dot < 0:
             return None
         rest = rest[dot + 1 :]
-        table = policy.wildcard_hosts.get(rest)
+        table = index.wildcard.get(rest)
     candidate = path.rstrip("/") or "/"
     while True:
         route = table.get(candidate)
@@ -143,8 +144,9 @@ def decide(
     if not path.startswith("/") or (("%" in path or "." in path or "\\" in path) and not _path_is_canonical(path)):
         return _deny(None, [Reason(ReasonCode.PATH_NOT_CANONICAL, f"path {path!r} is not canonical")])
     host = normalize_request_host(host)
-    route = find_route(policy, host, path)
-    if route is None or (gateway is not None and route.gateway != gateway):
+    index = policy.index if gateway is None else policy.gateway_indexes.get(gateway, _NO_ROUTES)
+    route = find_route(index, host, path)
+    if route is None:
         where = f" on gateway {gateway}" if gateway else ""
         return _deny(None, [Reason(ReasonCode.NO_ROUTE, f"no route for {host}{path}{where}")])
     method = method.upper()

@@ -145,6 +145,28 @@ _ALLOW_ORDER = {"roles": 0, "authenticated": 1, "public": 2}
 
 
 @dataclass(frozen=True, slots=True)
+class HostIndex:
+    """Routes by host, then by path prefix."""
+
+    exact: MappingProxyType  # host -> {path_prefix: RouteView}
+    wildcard: MappingProxyType  # domain under "*." -> {path_prefix: RouteView}
+
+    @classmethod
+    def of(cls, routes) -> "HostIndex":
+        exact: dict[str, dict[str, RouteView]] = {}
+        wildcard: dict[str, dict[str, RouteView]] = {}
+        for route in routes:
+            if route.host.startswith("*."):
+                wildcard.setdefault(route.host[2:], {})[route.path_prefix] = route
+            else:
+                exact.setdefault(route.host, {})[route.path_prefix] = route
+        return cls(
+            exact=MappingProxyType({host: MappingProxyType(t) for host, t in exact.items()}),
+            wildcard=MappingProxyType({host: MappingProxyType(t) for host, t in wildcard.items()}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledPolicy:
     """A snapshot indexed for decisions: host → path prefix → route; subject → roles."""
 
@@ -152,8 +174,9 @@ class CompiledPolicy:
     roles: frozenset[str]
     gateways: tuple[dict, ...]
     routes: tuple[RouteView, ...]
-    exact_hosts: MappingProxyType  # host -> {path_prefix: RouteView}
-    wildcard_hosts: MappingProxyType  # domain under "*." -> {path_prefix: RouteView}
+    index: HostIndex  # every route
+    # Each gateway's own routes: its proxy knows nothing else, so gateway-scoped decisions use these.
+    gateway_indexes: MappingProxyType  # gateway name -> HostIndex
     identity_roles: MappingProxyType  # subject -> frozenset of role slugs (active identities only)
 
 
@@ -195,14 +218,10 @@ def compile_policy(content: dict, sha256: str = "") -> CompiledPolicy:
 
 
 def _compile(content: dict, sha256: str) -> CompiledPolicy:
-    exact: dict[str, dict[str, RouteView]] = {}
-    wildcard: dict[str, dict[str, RouteView]] = {}
     routes = tuple(_compile_route(route) for route in content["routes"])
+    by_gateway: dict[str, list[RouteView]] = {gateway["name"]: [] for gateway in content["gateways"]}
     for route in routes:
-        table = (
-            wildcard.setdefault(route.host[2:], {}) if route.host.startswith("*.") else exact.setdefault(route.host, {})
-        )
-        table[route.path_prefix] = route
+        by_gateway.setdefault(route.gateway, []).append(route)
     shared_role_sets: dict[tuple[str, ...], frozenset[str]] = {}
     identity_roles = {
         # Most identities share a handful of role sets; share the frozensets to save memory.
@@ -214,7 +233,7 @@ def _compile(content: dict, sha256: str) -> CompiledPolicy:
         roles=frozenset(content["roles"]),
         gateways=tuple(content["gateways"]),
         routes=routes,
-        exact_hosts=MappingProxyType({host: MappingProxyType(t) for host, t in exact.items()}),
-        wildcard_hosts=MappingProxyType({host: MappingProxyType(t) for host, t in wildcard.items()}),
+        index=HostIndex.of(routes),
+        gateway_indexes=MappingProxyType({name: HostIndex.of(members) for name, members in by_gateway.items()}),
         identity_roles=MappingProxyType(identity_roles),
     )

@@ -125,9 +125,12 @@ def test_identity_objects_are_checked_for_activity():
 
 def test_gateway_scoping():
     assert decide(POLICY, None, "GET", "other-gw.example.test", "/", None, gateway="edge-2").allowed
-    denied = decide(POLICY, None, "GET", "other-gw.example.test", "/", None, gateway="edge")
+    # On gateway "edge" that host is not an exact route: edge's own wildcard serves it.
+    via_wildcard = decide(POLICY, None, "GET", "other-gw.example.test", "/", None, gateway="edge")
+    assert via_wildcard.route.key == "edge/*.example.test/"
+    denied = decide(POLICY, None, "GET", "portal.example.test", "/healthz", None, gateway="edge-2")
     assert denied.reasons[0].code == ReasonCode.NO_ROUTE
-    assert "on gateway edge" in denied.reasons[0].message
+    assert "on gateway edge-2" in denied.reasons[0].message
 
 
 def test_the_root_prefix_catches_everything_under_its_host():
@@ -142,3 +145,15 @@ def test_the_root_prefix_catches_everything_under_its_host():
 )
 def test_request_host_normalization(raw, host):
     assert normalize_request_host(raw) == host
+
+
+def test_a_gateway_scoped_decision_sees_only_that_gateways_routes():
+    # Gateway "a" has the exact host; gateway "b" only a wildcard covering it. A request reaching
+    # b's proxy is routed by b's wildcard, exactly as b's proxy (which knows no other routes) would.
+    scoped = policy(
+        route("h.example.test", "/", rule("roles", roles=["x"]), gateway="a"),
+        route("*.example.test", "/", rule("public"), gateway="b"),
+    )
+    assert not decide(scoped, None, "GET", "h.example.test", "/", None).allowed
+    assert decide(scoped, None, "GET", "h.example.test", "/", None, gateway="b").allowed
+    assert decide(scoped, None, "GET", "h.example.test", "/", None, gateway="nope").reasons[0].code == "no_route"
