@@ -3,11 +3,13 @@
 Header ``alg`` and ``kid`` come from the signing key (proxies pin the algorithm per kid). Claims:
 string ``iss`` and ``aud`` (the gateway's name: HAProxy cannot match array audiences), ``sub`` in
 ``[A-Za-z0-9@._:-]{1,64}``, integer ``iat``/``nbf``/``exp``, ``roles`` as an array for Lua and
-``roles_csv`` (",a,b,") for HAProxy, whose JSON queries cannot read arrays.
+``roles_csv`` (",a,b,") for HAProxy, whose JSON queries cannot read arrays. Optional profile
+claims (``preferred_username``, ``email``, ``name``) feed the identity headers a route forwards; they
+are stripped of control characters so no decoded claim can split a header.
 """
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,6 +17,7 @@ import jwt
 from django.conf import settings
 from django.utils import timezone
 
+from apps.core.crypto import Secret
 from apps.credentials.choices import ASYMMETRIC_ALGORITHMS
 from apps.credentials.models import SigningKey
 from apps.credentials.selectors import signing_key_for_minting
@@ -23,11 +26,28 @@ from apps.policies.models import Gateway
 from apps.policies.roles import effective_roles
 
 SUBJECT_PATTERN = re.compile(r"^[A-Za-z0-9@._:-]{1,64}$")
+PROFILE_CLAIMS = ("preferred_username", "email", "name")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+PROFILE_CLAIM_MAX_LENGTH = 200
 MIN_TTL = timedelta(seconds=60)
 
 
 class TokenRefused(Exception):
     """No token can be minted; the message says why and is safe to show."""
+
+
+@dataclass(frozen=True)
+class TokenSigner:
+    """What signing needs: the key's kid, algorithm and private part, and the audience (gateway)."""
+
+    kid: str
+    algorithm: str
+    private_material: Secret
+    audience: str
+
+    @classmethod
+    def for_key(cls, key: SigningKey) -> "TokenSigner":
+        return cls(key.kid, key.algorithm, key.private_material, key.gateway.name)
 
 
 @dataclass(frozen=True)
@@ -53,10 +73,24 @@ def _checked_ttl(ttl: timedelta | None) -> timedelta:
     return ttl
 
 
+def _profile_claims(profile: Mapping[str, str]) -> dict[str, str]:
+    unknown = set(profile) - set(PROFILE_CLAIMS)
+    if unknown:
+        raise ValueError(f"unknown profile claims {sorted(unknown)}; allowed: {PROFILE_CLAIMS}")
+    cleaned = {name: _UNPRINTABLE.sub("", value)[:PROFILE_CLAIM_MAX_LENGTH] for name, value in profile.items()}
+    return {name: value for name, value in cleaned.items() if value}
+
+
 def sign_edge_token(
-    *, key: SigningKey, subject: str, roles: Iterable[str], ttl: timedelta | None = None, now: datetime | None = None
+    *,
+    signer: TokenSigner,
+    subject: str,
+    roles: Iterable[str],
+    profile: Mapping[str, str] | None = None,
+    ttl: timedelta | None = None,
+    now: datetime | None = None,
 ) -> EdgeToken:
-    """Sign a token for ``subject`` with ``key``; used for identities and for the proof's synthetic ones."""
+    """Sign a token for ``subject``; used for real identities and for the proof's synthetic ones."""
     if not SUBJECT_PATTERN.match(subject):
         raise TokenRefused(f"subject {subject!r} does not fit [A-Za-z0-9@._:-]{{1,64}}")
     now = (now or timezone.now()).replace(microsecond=0)
@@ -64,19 +98,21 @@ def sign_edge_token(
     role_list = sorted(set(roles))
     claims = {
         "iss": settings.POLICYHUB_TOKEN_ISSUER,
-        "aud": key.gateway.name,
+        "aud": signer.audience,
         "sub": subject,
         "iat": int(now.timestamp()),
         "nbf": int(now.timestamp()),
         "exp": int(expires_at.timestamp()),
         "roles": role_list,
         "roles_csv": roles_csv(role_list),
+        **_profile_claims(profile or {}),
     }
-    signing_material = key.private_material.reveal()
-    if key.algorithm not in ASYMMETRIC_ALGORITHMS:
+    signing_material = signer.private_material.reveal()
+    if signer.algorithm not in ASYMMETRIC_ALGORITHMS:
         signing_material = signing_material.encode()
-    token = jwt.encode(claims, signing_material, algorithm=key.algorithm, headers={"kid": key.kid, "typ": "JWT"})
-    return EdgeToken(token=token, kid=key.kid, expires_at=expires_at, claims=claims)
+    headers = {"kid": signer.kid, "typ": "JWT"}
+    token = jwt.encode(claims, signing_material, algorithm=signer.algorithm, headers=headers)
+    return EdgeToken(token=token, kid=signer.kid, expires_at=expires_at, claims=claims)
 
 
 def mint_edge_token(
@@ -89,4 +125,12 @@ def mint_edge_token(
     key = signing_key_for_minting(gateway=gateway, now=now)
     if key is None:
         raise TokenRefused(f"gateway {gateway.name} has no active signing key valid now")
-    return sign_edge_token(key=key, subject=identity.subject, roles=effective_roles(identity), ttl=ttl, now=now)
+    profile = {"preferred_username": identity.username, "email": identity.email, "name": identity.display_name}
+    return sign_edge_token(
+        signer=TokenSigner.for_key(key),
+        subject=identity.subject,
+        roles=effective_roles(identity),
+        profile=profile,
+        ttl=ttl,
+        now=now,
+    )

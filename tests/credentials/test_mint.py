@@ -10,7 +10,7 @@ from django.utils import timezone
 from apps.audit.models import AuditEvent
 from apps.core.actors import Actor
 from apps.credentials.choices import KeyState
-from apps.credentials.mint import TokenRefused, mint_edge_token, sign_edge_token
+from apps.credentials.mint import TokenRefused, TokenSigner, mint_edge_token, sign_edge_token
 from apps.credentials.models import SigningKey
 from apps.credentials.selectors import signing_key_for_minting, signing_keys_accepted
 from apps.credentials.services import signing_key_activate, signing_key_generate
@@ -58,7 +58,7 @@ def test_each_proxy_kind_gets_its_recommended_algorithm(kind, algorithm, pem):
 def test_the_gateway_setting_overrides_the_algorithm():
     key = signing_key_generate(gateway=GatewayFactory(kind="haproxy", edge_token_algorithm="ES256"), actor=ACTOR)
     assert key.algorithm == "ES256"
-    token = sign_edge_token(key=key, subject="okta:x", roles=[])
+    token = sign_edge_token(signer=TokenSigner.for_key(key), subject="okta:x", roles=[])
     assert _decode(token.token, key, key.gateway.name)["sub"] == "okta:x"
 
 
@@ -116,7 +116,7 @@ def test_no_token_without_an_active_key_in_its_window(haproxy_gateway, airflow_a
 
 def test_subjects_outside_the_contract_charset_are_refused(active_key):
     with pytest.raises(TokenRefused, match="does not fit"):
-        sign_edge_token(key=active_key, subject="okta:has space", roles=[])
+        sign_edge_token(signer=TokenSigner.for_key(active_key), subject="okta:has space", roles=[])
 
 
 def test_activation_retires_the_previous_key_which_proxies_still_accept(haproxy_gateway, active_key):
@@ -132,3 +132,13 @@ def test_the_database_allows_one_active_key_per_gateway(haproxy_gateway, active_
     spare = signing_key_generate(gateway=haproxy_gateway, actor=ACTOR)
     with pytest.raises(IntegrityError), transaction.atomic():
         SigningKey.objects.filter(pk=spare.pk).update(state=KeyState.ACTIVE)
+
+
+def test_profile_claims_feed_identity_headers_and_cannot_split_them(haproxy_gateway, active_key, airflow_admin):
+    airflow_admin.display_name = "Alice\r\nX-Policyhub-Roles: admin"
+    claims = mint_edge_token(identity=airflow_admin, gateway=haproxy_gateway).claims
+    assert claims["preferred_username"] == "alice@example.test"
+    assert claims["name"] == "AliceX-Policyhub-Roles: admin"  # no CR/LF survives
+    assert "email" in claims
+    with pytest.raises(ValueError, match="unknown profile claims"):
+        sign_edge_token(signer=TokenSigner.for_key(active_key), subject="x", roles=[], profile={"roles": "admin"})

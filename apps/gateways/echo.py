@@ -1,0 +1,44 @@
+"""A tiny upstream for proofs and probes: answers 200 with a JSON echo of what it received."""
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class _EchoHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def _echo(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        body = json.dumps(
+            {"method": self.command, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _echo
+
+    def log_message(self, format, *args):
+        pass  # thousands of proof requests would drown real logs
+
+
+@contextmanager
+def echo_upstream() -> Iterator[str]:
+    """Serve on a free 127.0.0.1 port in a thread; yields ``http://127.0.0.1:<port>``."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="policyhub-echo", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,76 @@
+"""What every renderer receives and promises.
+
+A renderer turns one gateway's part of a compiled policy into a ``RenderedConfig`` whose proxy
+admits exactly what ``decide(policy, …, gateway=name)`` admits, answering with ``expected_status``
+(apps/gateways/outcomes.py). Rendering is deterministic: equal requests give byte-identical files.
+
+Request handling every renderer implements, in decide()'s order:
+1. ``GET WELL_KNOWN_PATH`` answers 200 JSON ``{"gateway", "snapshot", "deployment"}`` (no token needed).
+2. Client-sent copies of every ``IDENTITY_HEADERS`` value are removed.
+3. Non-canonical raw paths (``/./``, ``/../``, a trailing ``/.`` or ``/..``, ``%2e``, ``%2f``, ``%5c``
+   in any case, or a backslash) → 400, before routing.
+4. Route: exact host (lower-cased, port and trailing dot ignored) beats the longest ``*.`` suffix;
+   then the longest path prefix on segment boundaries; no route → 404. Methods → 405.
+5. Edge token from ``Authorization: Bearer``: ``kid`` must be one of ``keys`` with the algorithm
+   pinned to it; signature, ``exp``/``nbf`` (30 s leeway), ``iss`` == issuer, ``aud`` == gateway name,
+   ``sub`` in ``[A-Za-z0-9@._:-]{1,64}``. Any failure means "no identity" (never a 401 by itself:
+   a public route still answers). Roles come from the token (``roles`` / ``roles_csv``).
+6. Rules exactly as decide() evaluates them; deny → 401 or 403 per ``expected_status``.
+7. Allowed: rate limit of the admitting rule per (sub, route) per minute → 429 when exceeded;
+   ``Authorization`` removed; the rule's identity headers set from the token; proxied to the route's
+   upstream (or ``upstream_override``); with ``cache_seconds`` the response gets
+   ``Cache-Control: private, max-age=N`` (``public`` on public rules), else ``no-store``.
+What a proxy cannot express raises ``RenderError`` naming the route or rule and the reason.
+"""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from apps.core.crypto import Secret
+from apps.gateways.rendered import RenderedConfig
+from apps.policies.snapshot import CompiledPolicy
+
+WELL_KNOWN_PATH = "/.well-known/policyhub/config"
+CLOCK_LEEWAY_SECONDS = 30
+# identity header choice (AccessRule.identity_headers) -> (header name, token claim it is taken from)
+IDENTITY_HEADERS = {
+    "subject": ("X-Policyhub-Subject", "sub"),
+    "username": ("X-Policyhub-Username", "preferred_username"),
+    "email": ("X-Policyhub-Email", "email"),
+    "display-name": ("X-Policyhub-Display-Name", "name"),
+    "roles": ("X-Policyhub-Roles", "roles_csv"),  # sent as "a,b" (no leading or trailing comma)
+}
+
+
+@dataclass(frozen=True)
+class VerificationKey:
+    kid: str
+    algorithm: str  # RS256 | ES256 | HS256
+    public_key_pem: str  # RS256/ES256
+    secret: Secret  # HS256 (the proxy must hold it); empty for asymmetric keys
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    policy: CompiledPolicy
+    gateway: str
+    listen_address: str  # ip:port the proxy binds (the proof binds a free loopback port)
+    keys: tuple[VerificationKey, ...]
+    issuer: str
+    deployment_id: str = ""
+    upstream_override: str = ""  # http://ip:port used for every route (the proof's echo upstream)
+
+
+class RenderError(Exception):
+    """The policy holds something this proxy cannot enforce; ``where`` names the route or rule."""
+
+    def __init__(self, where: str, reason: str):
+        super().__init__(f"{where}: {reason}")
+        self.where = where
+        self.reason = reason
+
+
+class Renderer(Protocol):
+    kind: str
+
+    def render(self, request: RenderRequest) -> RenderedConfig: ...

@@ -1,0 +1,43 @@
+"""Reads for gateways: everything a renderer needs, gathered from the database."""
+
+from django.conf import settings
+
+from apps.core.crypto import Secret
+from apps.credentials.choices import SigningAlgorithm
+from apps.credentials.selectors import signing_keys_accepted
+from apps.gateways.renderers.base import RenderRequest, VerificationKey
+from apps.policies.models import Gateway, PolicySnapshot
+from apps.policies.selectors import compiled_policy
+
+
+def verification_keys(*, gateway: Gateway) -> tuple[VerificationKey, ...]:
+    """The keys the gateway's proxy must accept. Only HS256 secrets leave the database: a proxy
+    verifying HMAC must hold the secret; for RS256/ES256 it gets the public key alone."""
+    return tuple(
+        VerificationKey(
+            kid=key.kid,
+            algorithm=key.algorithm,
+            public_key_pem=key.public_key_pem,
+            secret=key.private_material if key.algorithm == SigningAlgorithm.HS256 else Secret(""),
+        )
+        for key in signing_keys_accepted(gateway=gateway)
+    )
+
+
+def render_request_for(
+    *,
+    gateway: Gateway,
+    snapshot: PolicySnapshot,
+    deployment_id: str = "",
+    listen_address: str = "",
+    upstream_override: str = "",
+) -> RenderRequest:
+    return RenderRequest(
+        policy=compiled_policy(snapshot=snapshot),
+        gateway=gateway.name,
+        listen_address=listen_address or gateway.listen_address,
+        keys=verification_keys(gateway=gateway),
+        issuer=settings.POLICYHUB_TOKEN_ISSUER,
+        deployment_id=deployment_id,
+        upstream_override=upstream_override,
+    )
