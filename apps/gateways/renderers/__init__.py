@@ -1,8 +1,12 @@
-"""Renderers by proxy kind."""
+"""Renderers by proxy kind: each module in ``_MODULES`` registers one renderer when imported."""
+
+import importlib
+from functools import cache
 
 from apps.gateways.rendered import RenderedConfig
 from apps.gateways.renderers.base import Renderer, RenderRequest
 
+_MODULES = ("haproxy", "lighttpd")
 _RENDERERS: dict[str, Renderer] = {}
 
 
@@ -11,7 +15,14 @@ def register(renderer: Renderer) -> Renderer:
     return renderer
 
 
+@cache
+def _load_all() -> None:
+    for module in _MODULES:
+        importlib.import_module(f"{__name__}.{module}")
+
+
 def render(kind: str, request: RenderRequest) -> RenderedConfig:
+    _load_all()
     try:
         renderer = _RENDERERS[kind]
     except KeyError:
