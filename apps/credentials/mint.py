@@ -89,6 +89,7 @@ def sign_edge_token(
     profile: Mapping[str, str] | None = None,
     ttl: timedelta | None = None,
     now: datetime | None = None,
+    issuer: str = "",
 ) -> EdgeToken:
     """Sign a token for ``subject``; used for real identities and for the proof's synthetic ones."""
     if not SUBJECT_PATTERN.match(subject):
@@ -97,7 +98,7 @@ def sign_edge_token(
     expires_at = now + _checked_ttl(ttl)
     role_list = sorted(set(roles))
     claims = {
-        "iss": settings.POLICYHUB_TOKEN_ISSUER,
+        "iss": issuer or settings.POLICYHUB_TOKEN_ISSUER,
         "aud": signer.audience,
         "sub": subject,
         "iat": int(now.timestamp()),

@@ -1,0 +1,139 @@
+"""The equivalence classes the proof sends one request for, and the loopback mapping of networks.
+
+Classes per route of the gateway: host (exact, or two names under a wildcard) x path (the prefix,
+deeper, and just past the segment boundary) x method (allowed and not) x token (none, or valid for
+each role set that can matter, or expired / for another gateway / forged / wrong issuer) x client
+(outside every network, or inside each network region the route's rules name).
+
+A test client can only send from loopback, so the proof maps every CIDR of the policy into 127/8
+with the same nesting (a laminar family: networks are nested or disjoint), applies that mapping to
+the policy both ``decide()`` and the renderer see, and sends from one address per region.
+"""
+
+import copy
+import ipaddress
+from dataclasses import dataclass
+
+OUTSIDE_EVERY_NETWORK = "127.0.0.1"
+_LEVELS = ((16, 8), (24, 8), (28, 4))  # (prefix length, bits of the parent left to number children)
+TOKEN_VARIANTS = ("expired", "other_gateway", "forged", "wrong_issuer")
+
+
+class ProofUnsupported(Exception):
+    """The policy has a shape the loopback mapping cannot represent (said why)."""
+
+
+@dataclass(frozen=True)
+class ProbeCase:
+    method: str
+    host: str
+    path: str
+    client_ip: str
+    credential: str  # none | valid | one of TOKEN_VARIANTS
+    roles: frozenset[str]
+
+    def describe(self) -> str:
+        roles = ",".join(sorted(self.roles)) or "-"
+        return f"{self.method} {self.host}{self.path} from {self.client_ip} credential={self.credential} roles={roles}"
+
+
+def loopback_networks(networks: set[str]) -> dict[str, tuple[str, str]]:
+    """network -> (its loopback stand-in, an address inside it but outside all its sub-networks)."""
+    parsed = sorted({ipaddress.ip_network(n) for n in networks}, key=lambda n: (n.version, n.prefixlen, n))
+    children: dict = {None: []}
+    for network in parsed:
+        parents = [p for p in children if p is not None and p.version == network.version and network.subnet_of(p)]
+        parent = max(parents, key=lambda p: p.prefixlen) if parents else None
+        children[parent].append(network)
+        children[network] = []
+    mapping: dict[str, tuple[str, str]] = {}
+
+    def place(parent_stand_in, members, level):
+        if not members:
+            return
+        if level >= len(_LEVELS):
+            raise ProofUnsupported(f"networks nested more than {len(_LEVELS)} deep: {members[0]}")
+        prefix, child_bits = _LEVELS[level]
+        if len(members) >= 2**child_bits - 1:
+            raise ProofUnsupported(f"more than {2**child_bits - 2} networks side by side at one level")
+        base = int(parent_stand_in.network_address)
+        for index, network in enumerate(members, start=1):  # block 0 stays free for the parent's own address
+            stand_in = ipaddress.ip_network((base + (index << (32 - prefix)), prefix))
+            mapping[str(network)] = (str(stand_in), str(stand_in.network_address + 1))
+            place(stand_in, children[network], level + 1)
+
+    place(ipaddress.ip_network("127.0.0.0/8"), children[None], 0)
+    return mapping
+
+
+def loopback_content(content: dict, gateway: str) -> tuple[dict, dict[str, tuple[str, str]]]:
+    """The gateway's part of a snapshot with every CIDR replaced by its loopback stand-in."""
+    routes = [route for route in content["routes"] if route["gateway"] == gateway]
+    mapping = loopback_networks({cidr for route in routes for rule in route["rules"] for cidr in rule["allowed_cidrs"]})
+    mapped = copy.deepcopy({**content, "routes": routes})
+    for route in mapped["routes"]:
+        for rule in route["rules"]:
+            rule["allowed_cidrs"] = sorted(mapping[cidr][0] for cidr in rule["allowed_cidrs"])
+    return mapped, mapping
+
+
+def _hosts(host: str) -> list[str]:
+    if host.startswith("*."):
+        return [f"probe{host[1:]}", f"a.probe{host[1:]}"]
+    return [host]
+
+
+def _paths(prefix: str) -> list[str]:
+    if prefix == "/":
+        return ["/", "/x/y"]
+    return [prefix, f"{prefix}/x/y", f"{prefix}x"]
+
+
+def _methods(methods: list[str]) -> list[str]:
+    if not methods:
+        return ["GET", "POST"]
+    refused = [m for m in ("DELETE", "PATCH", "GET", "POST", "PUT") if m not in methods]
+    return [methods[0], *refused[:1]]
+
+
+def _role_sets(route: dict, identity_role_sets: set[frozenset[str]]) -> list[frozenset[str]]:
+    named = frozenset(role for rule in route["rules"] for role in rule["roles"])
+    sets = {frozenset(), named, *(frozenset({role}) for role in named)}
+    sets.update(roles & named for roles in identity_role_sets)
+    return sorted(sets, key=lambda s: (len(s), sorted(s)))
+
+
+def probe_cases(mapped: dict, mapping: dict[str, tuple[str, str]]) -> list[ProbeCase]:
+    """Every class for every route of the (already gateway-scoped, loopback-mapped) content."""
+    identity_role_sets = {frozenset(roles) for roles in mapped["identities"].values()}
+    inside = dict(mapping.values())
+    cases: list[ProbeCase] = []
+    for route in mapped["routes"]:
+        clients = [
+            OUTSIDE_EVERY_NETWORK,
+            *sorted({inside[c] for rule in route["rules"] for c in rule["allowed_cidrs"]}),
+        ]
+        role_sets = _role_sets(route, identity_role_sets)
+        strongest = role_sets[-1]
+        for host in _hosts(route["host"]):
+            for path in _paths(route["path_prefix"]):
+                for method in _methods(route["methods"]):
+                    for client in clients:
+                        cases.append(ProbeCase(method, host, path, client, "none", frozenset()))
+                        cases += [ProbeCase(method, host, path, client, "valid", roles) for roles in role_sets]
+                        cases += [ProbeCase(method, host, path, client, bad, strongest) for bad in TOKEN_VARIANTS]
+    return cases
+
+
+def gateway_wide_cases(mapped: dict) -> list[ProbeCase]:
+    """Requests that do not belong to one route: host spelling, unknown hosts, non-canonical paths."""
+    cases = [ProbeCase("GET", "unknown.invalid", "/", OUTSIDE_EVERY_NETWORK, "none", frozenset())]
+    exact = sorted({route["host"] for route in mapped["routes"] if not route["host"].startswith("*.")})
+    for host in exact[:3]:
+        cases += [
+            ProbeCase("GET", f"{host.upper()}:443", "/", OUTSIDE_EVERY_NETWORK, "none", frozenset()),
+            ProbeCase("GET", f"{host}.", "/", OUTSIDE_EVERY_NETWORK, "none", frozenset()),
+            ProbeCase("GET", host, "/a/../b", OUTSIDE_EVERY_NETWORK, "none", frozenset()),
+            ProbeCase("GET", host, "/a/%2e%2e/b", OUTSIDE_EVERY_NETWORK, "none", frozenset()),
+        ]
+    return cases

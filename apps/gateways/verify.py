@@ -1,0 +1,173 @@
+"""The equivalence proof: a real proxy running the rendered config admits exactly what decide() admits.
+
+One real request per equivalence class (see ``proof_cases``) goes through the proxy to an echo
+upstream; the status must equal ``expected_status(decide(…))``, and an admitted request must reach
+the upstream with exactly the admitting rule's identity headers (client-sent copies and the edge
+token stripped). Any difference is a mismatch; zero mismatches is the only pass.
+"""
+
+import http.client
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from itertools import count
+
+from django.utils import timezone
+
+from apps.core.crypto import Secret
+from apps.credentials.material import generate_key_material
+from apps.credentials.mint import EdgeToken, TokenSigner, sign_edge_token
+from apps.gateways.echo import echo_upstream
+from apps.gateways.live import free_loopback_port, running_proxy
+from apps.gateways.outcomes import expected_status
+from apps.gateways.proof_cases import ProbeCase, gateway_wide_cases, loopback_content, probe_cases
+from apps.gateways.renderers import render
+from apps.gateways.renderers.base import IDENTITY_HEADERS, WELL_KNOWN_PATH, RenderRequest, VerificationKey
+from apps.gateways.validate import Problem, validate
+from apps.policies.decide import Decision, decide
+from apps.policies.snapshot import compile_policy
+
+SPOOFED_HEADERS = {name: "spoofed-by-client" for name, _claim in IDENTITY_HEADERS.values()}
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    case: ProbeCase
+    expected: str
+    actual: str
+
+    def describe(self) -> str:
+        return f"{self.case.describe()}: expected {self.expected}, got {self.actual}"
+
+
+@dataclass(frozen=True)
+class ProofResult:
+    gateway: str
+    kind: str
+    requests: int = 0
+    mismatches: tuple[Mismatch, ...] = ()
+    problems: tuple[Problem, ...] = field(default=())  # the config did not validate: nothing was sent
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches and not self.problems and self.requests > 0
+
+
+def _token(case: ProbeCase, subject: str, signer: TokenSigner, issuer: str) -> EdgeToken | None:
+    profile = {"preferred_username": subject, "email": f"{subject.replace(':', '.')}@proof.invalid", "name": subject}
+    arguments = {"subject": subject, "roles": case.roles, "profile": profile, "issuer": issuer}
+    if case.credential == "none":
+        return None
+    if case.credential == "expired":
+        return sign_edge_token(signer=signer, now=timezone.now() - timedelta(minutes=30), **arguments)
+    if case.credential == "other_gateway":
+        signer = TokenSigner(signer.kid, signer.algorithm, signer.private_material, f"{signer.audience}-other")
+    elif case.credential == "forged":  # the right kid and algorithm, someone else's key
+        stranger = Secret(generate_key_material(signer.algorithm).private_material)
+        signer = TokenSigner(signer.kid, signer.algorithm, stranger, signer.audience)
+    elif case.credential == "wrong_issuer":
+        arguments["issuer"] = f"{issuer}-impostor"
+    return sign_edge_token(signer=signer, **arguments)
+
+
+def _send(port: int, case: ProbeCase, token: EdgeToken | None) -> tuple[int, dict | None]:
+    headers = {"Host": case.host, **SPOOFED_HEADERS}
+    if token:
+        headers["Authorization"] = f"Bearer {token.token}"
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(case.client_ip, 0))
+    try:
+        connection.request(case.method, case.path, headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    try:
+        echoed = json.loads(body)["headers"] if response.status == 200 and body else None
+    except (ValueError, KeyError, TypeError):
+        echoed = None
+    return response.status, echoed
+
+
+def _expected_headers(decision: Decision, claims: dict) -> dict[str, str]:
+    expected = {}
+    for choice in decision.rule.identity_headers:
+        name, claim = IDENTITY_HEADERS[choice]
+        value = claims.get(claim, "")
+        expected[name.lower()] = value.strip(",") if claim == "roles_csv" else value
+    return expected
+
+
+def _header_mismatch(decision: Decision, claims: dict, echoed: dict | None) -> str:
+    if echoed is None:
+        return "no echo from the upstream"
+    if "authorization" in echoed:
+        return "the edge token reached the upstream"
+    received = {k: v for k, v in echoed.items() if k.startswith("x-policyhub-") and v != ""}
+    wanted = {k: v for k, v in _expected_headers(decision, claims).items() if v != ""}
+    return "" if received == wanted else f"identity headers {received} instead of {wanted}"
+
+
+def prove(
+    *,
+    content: dict,
+    sha256: str,
+    gateway: str,
+    kind: str,
+    keys: tuple[VerificationKey, ...],
+    signers: tuple[TokenSigner, ...],
+    issuer: str,
+    deployment_id: str = "",
+) -> ProofResult:
+    """Render ``gateway``'s part of the snapshot ``content``, run it, and probe every class."""
+    if not signers:
+        raise ValueError(f"gateway {gateway} has no signing key to mint probe tokens with")
+    mapped, mapping = loopback_content(content, gateway)
+    cases = probe_cases(mapped, mapping) + gateway_wide_cases(mapped)
+    subjects = [f"proof:{n}" for n in range(1, len(cases) + 1)]  # one per request: rate limits never interfere
+    mapped["identities"] = {s: sorted(c.roles) for s, c in zip(subjects, cases, strict=True) if c.credential == "valid"}
+    policy = compile_policy(mapped, sha256)
+    port = free_loopback_port()
+    with echo_upstream() as upstream:
+        request = RenderRequest(policy, gateway, f"127.0.0.1:{port}", keys, issuer, deployment_id, upstream)
+        rendered = render(kind, request)
+        validation = validate(rendered)
+        if not validation.ok:
+            return ProofResult(gateway, kind, problems=validation.problems)
+        mismatches = []
+        with running_proxy(rendered, port=port):
+            mismatches += _well_known_mismatches(port, gateway, sha256, deployment_id)
+            for case, subject, n in zip(cases, subjects, count(), strict=False):
+                token = _token(case, subject, signers[n % len(signers)], issuer)
+                identity = subject if case.credential == "valid" else None
+                decision = decide(policy, identity, case.method, case.host, case.path, case.client_ip, gateway=gateway)
+                status, echoed = _send(port, case, token)
+                if status != expected_status(decision):
+                    mismatches.append(
+                        Mismatch(case, f"{expected_status(decision)} ({decision.reasons[0].code})", str(status))
+                    )
+                elif (
+                    decision.allowed
+                    and case.method != "HEAD"
+                    and (problem := _header_mismatch(decision, token.claims if token else {}, echoed))
+                ):
+                    mismatches.append(Mismatch(case, "the rule's identity headers", problem))
+    return ProofResult(gateway, kind, requests=len(cases) + 1, mismatches=tuple(mismatches))
+
+
+def _well_known_mismatches(port: int, gateway: str, sha256: str, deployment_id: str) -> list[Mismatch]:
+    case = ProbeCase("GET", "anything.invalid", WELL_KNOWN_PATH, "127.0.0.1", "none", frozenset())
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", WELL_KNOWN_PATH, headers={"Host": case.host})
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    wanted = {"gateway": gateway, "snapshot": sha256, "deployment": deployment_id}
+    try:
+        answered = json.loads(body)
+    except ValueError:
+        answered = body.decode(errors="replace")
+    if response.status != 200 or answered != wanted:
+        return [Mismatch(case, f"200 {wanted}", f"{response.status} {answered}")]
+    return []
