@@ -3,9 +3,12 @@
 import re
 
 REDACTED = "********"
-# Django's own SafeExceptionReporterFilter list, plus the names policyhub's integrations use.
 _ALREADY_MASKED = re.compile(r"^\*{8}( \(fingerprint [0-9a-f]{12}\))?$")
-_SECRET_KEY_NAME = re.compile(r"API|TOKEN|KEY|SECRET|PASS|SIGNATURE|CREDENTIAL|KEK|PRIVATE|COOKIE", re.I)
+# Django's SafeExceptionReporterFilter list, narrowed where it caught ordinary words ("passed",
+# "rapid"), plus the names policyhub's integrations use.
+_SECRET_KEY_NAME = re.compile(
+    r"API_?KEY|TOKEN|KEY|SECRET|PASSW|PASSPHRASE|SIGNATURE|CREDENTIAL|KEK|PRIVATE|COOKIE", re.I
+)
 
 
 def is_secret_name(name: str) -> bool:

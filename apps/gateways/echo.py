@@ -1,6 +1,7 @@
 """A tiny upstream for proofs and probes: answers 200 with a JSON echo of what it received."""
 
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,11 +31,19 @@ class _EchoHandler(BaseHTTPRequestHandler):
         pass  # thousands of proof requests would drown real logs
 
 
+class _EchoServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # Proxies close idle upstream connections by resetting them; that is not an error here.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @contextmanager
 def echo_upstream() -> Iterator[str]:
     """Serve on a free 127.0.0.1 port in a thread; yields ``http://127.0.0.1:<port>``."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
-    server.daemon_threads = True
+    server = _EchoServer(("127.0.0.1", 0), _EchoHandler)
     thread = threading.Thread(target=server.serve_forever, name="policyhub-echo", daemon=True)
     thread.start()
     try:

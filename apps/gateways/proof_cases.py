@@ -135,5 +135,7 @@ def gateway_wide_cases(mapped: dict) -> list[ProbeCase]:
             ProbeCase("GET", f"{host}.", "/", OUTSIDE_EVERY_NETWORK, "none", frozenset()),
             ProbeCase("GET", host, "/a/../b", OUTSIDE_EVERY_NETWORK, "none", frozenset()),
             ProbeCase("GET", host, "/a/%2e%2e/b", OUTSIDE_EVERY_NETWORK, "none", frozenset()),
+            ProbeCase("GET", host, "/%61dmin", OUTSIDE_EVERY_NETWORK, "none", frozenset()),
+            ProbeCase("GET", host, "/a%20b", OUTSIDE_EVERY_NETWORK, "none", frozenset()),
         ]
     return cases

@@ -1,7 +1,8 @@
 """The decision engine: pure Python over a compiled snapshot, no database, no I/O.
 
 Order of evaluation (the renderers enforce the same order):
-1. the path must be canonical (no dot segments, encoded dots, slashes or backslashes);
+1. the path must be canonical: no dot segments, no backslash, and no percent-escape of a character
+   that needs none (letters, digits, ``-._~``) or of ``/`` and ``\\``;
 2. route: host first (exact beats the longest ``*.`` wildcard; case-insensitive; port ignored),
    then the longest path prefix on segment boundaries (``/app`` matches ``/app`` and ``/app/x``,
    not ``/application``); no route means deny;
@@ -17,6 +18,8 @@ or its address is unknown, so an unparseable address fails closed). Empty CIDR l
 """
 
 import ipaddress
+import re
+import string
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -60,7 +63,10 @@ class IdentityLike(Protocol):
 
 _NO_ROLES: frozenset[str] = frozenset()
 _NO_ROUTES = HostIndex.of(())
-_ENCODED_TRICKS = ("%2e", "%2f", "%5c", "\\")
+_PERCENT_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+# Characters that never need escaping, plus the separators: an escaped one can only be a trick, since
+# proxies and upstreams that decode it would route or serve a different path than was decided on.
+_MUST_NOT_BE_ESCAPED = frozenset(string.ascii_letters + string.digits + "-._~/\\")
 
 
 def normalize_request_host(host: str) -> str:
@@ -71,8 +77,9 @@ def normalize_request_host(host: str) -> str:
 
 
 def _path_is_canonical(path: str) -> bool:
-    lowered = path.lower()
-    if any(trick in lowered for trick in _ENCODED_TRICKS):
+    if "\\" in path:
+        return False
+    if "%" in path and any(chr(int(code, 16)) in _MUST_NOT_BE_ESCAPED for code in _PERCENT_ESCAPE.findall(path)):
         return False
     return not any(segment in {".", ".."} for segment in path.split("/"))
 

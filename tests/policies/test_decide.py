@@ -78,6 +78,11 @@ CASES = [
     (None, "GET", "wiki.example.test", "/public/..%2Fadmin", None, False, None, "path_not_canonical"),
     (None, "GET", "wiki.example.test", "/public\\..\\admin", None, False, None, "path_not_canonical"),
     (None, "GET", "wiki.example.test", "relative", None, False, None, "path_not_canonical"),
+    (None, "GET", "wiki.example.test", "/%61dmin/x", None, False, None, "path_not_canonical"),
+    (None, "GET", "wiki.example.test", "/a%7Eb", None, False, None, "path_not_canonical"),
+    (None, "GET", "wiki.example.test", "/a%5cb", None, False, None, "path_not_canonical"),
+    # escapes of characters that need escaping are fine
+    (None, "GET", "wiki.example.test", "/files/a%20b%25c%3F", None, True, "edge/*.example.test/", "allowed"),
     # query strings and file extensions are fine
     (None, "GET", "wiki.example.test", "/page.html?x=../y", None, True, "edge/*.example.test/", "allowed"),
 ]  # fmt: skip

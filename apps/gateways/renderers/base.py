@@ -7,8 +7,9 @@ admits exactly what ``decide(policy, …, gateway=name)`` admits, answering with
 Request handling every renderer implements, in decide()'s order:
 1. ``GET WELL_KNOWN_PATH`` answers 200 JSON ``{"gateway", "snapshot", "deployment"}`` (no token needed).
 2. Client-sent copies of every ``IDENTITY_HEADERS`` value are removed.
-3. Non-canonical raw paths (``/./``, ``/../``, a trailing ``/.`` or ``/..``, ``%2e``, ``%2f``, ``%5c``
-   in any case, or a backslash) → 400, before routing.
+3. Non-canonical raw paths → 400, before routing: a ``.`` or ``..`` segment, a backslash, or a
+   percent-escape (any case) of a letter, digit, ``-._~``, ``/`` or ``\\`` (``/%61pi`` is ``/api`` to
+   anything that decodes it).
 4. Route: exact host (lower-cased, port and trailing dot ignored) beats the longest ``*.`` suffix;
    then the longest path prefix on segment boundaries; no route → 404. Methods → 405.
 5. Edge token from ``Authorization: Bearer``: ``kid`` must be one of ``keys`` with the algorithm
