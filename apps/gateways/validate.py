@@ -81,7 +81,7 @@ _HAPROXY_FILE_REFERENCES = (
     re.compile(r"\bmap(?:_\w+)?\(([^,)\s]+)"),
     re.compile(r"\bjwt_verify\(\s*\w+\s*,\s*\"([^\"]+)\"\s*\)"),
     re.compile(r"^\s*lua-load\s+(\S+)", re.M),
-    re.compile(r"\b(?:crt|ca-file|crl-file)\s+(\S+)"),
+    re.compile(r"\b(?:crt|ca-file|crl-file)\s+(?!@system-ca\b)(\S+)"),  # @system-ca: the OS trust store
     re.compile(r"^\s*errorfile\s+\d+\s+(\S+)", re.M),
 )
 _HAPROXY_VERIFY_KEY = re.compile(r"\bjwt_verify\(\s*(RS|ES|PS)(\d+)\s*,\s*\"([^\"]+)\"\s*\)")

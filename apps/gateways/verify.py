@@ -148,7 +148,11 @@ def prove(
                 elif (
                     decision.allowed
                     and case.method != "HEAD"
-                    and (problem := _header_mismatch(decision, token.claims if token else {}, echoed))
+                    and (
+                        problem := _header_mismatch(
+                            decision, token.claims if case.credential == "valid" else {}, echoed
+                        )
+                    )
                 ):
                     mismatches.append(Mismatch(case, "the rule's identity headers", problem))
     return ProofResult(gateway, kind, requests=len(cases) + 1, mismatches=tuple(mismatches))

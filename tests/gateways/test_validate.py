@@ -155,3 +155,10 @@ def test_the_config_hash_covers_names_modes_and_content_in_a_fixed_order():
             kind="haproxy", main="a", files={"a": RenderedFile(b"1"), "b": RenderedFile(b"2", 0o600)}
         ).sha256()
     )
+
+
+def test_the_system_trust_store_is_not_a_missing_file():
+    config = HAPROXY.format(alg="RS256", key="keys/k1.pem").replace(
+        "server upstream 127.0.0.1:9", "server upstream 127.0.0.1:9 ssl verify required ca-file @system-ca"
+    )
+    assert _problems(haproxy(config=config)) == []

@@ -1,0 +1,409 @@
+-- policyhub's gate for lighttpd's mod_magnet (Lua 5.4): the request handling of
+-- apps/gateways/renderers/base.py, rule for rule as apps/policies/decide.py evaluates it, over the
+-- data table of the generated policy script. It is loaded once per lighttpd process, so it also
+-- holds the process's state: the policy data in use and the rate-limit counters.
+-- `lighty` is not a global inside a loaded module: every entry point receives it.
+
+local json = require("cjson.safe").new()
+json.decode_invalid_numbers(false) -- NaN or Infinity in exp/nbf must not pass as a number
+
+local M = {}
+
+local HS256_SIGNATURE_BYTES = 32
+local SUBJECT_MAX_LENGTH = 64
+local MAPPED_IPV4_PREFIX = string.rep("\0", 10) .. "\255\255"
+-- decide(): a percent-escape of a character that needs none (or of / and \) can only be a trick.
+local MUST_NOT_BE_ESCAPED = "^[%w%-%._~/\\]$"
+
+-- Paths ------------------------------------------------------------------------------------------
+
+-- lighttpd has already decoded and normalised uri.path; decide() judges the path as sent.
+local function request_path(raw_target)
+  return raw_target:match("^[^?#]*")
+end
+
+local function is_canonical(path)
+  if path:sub(1, 1) ~= "/" then
+    return false
+  end
+  if path:find("\\", 1, true) then
+    return false
+  end
+  for code in path:gmatch("%%(%x%x)") do
+    if string.char(tonumber(code, 16)):match(MUST_NOT_BE_ESCAPED) then
+      return false
+    end
+  end
+  for segment in (path .. "/"):gmatch("([^/]*)/") do
+    if segment == "." or segment == ".." then
+      return false
+    end
+  end
+  return true
+end
+
+-- Routes -----------------------------------------------------------------------------------------
+
+local function normalize_host(authority)
+  local host = authority:match("^%s*(.-)%s*$"):lower()
+  if host:sub(1, 1) == "[" then -- IPv6 literal, possibly with a port
+    local close = host:find("]", 1, true)
+    return close and host:sub(1, close) or ""
+  end
+  return (host:match("^[^:]*"):gsub("%.+$", ""))
+end
+
+-- Exact host first, then the longest "*." suffix; then the longest prefix on segment boundaries,
+-- walking the path's own prefixes so a lookup never scans the routes.
+local function find_route(policy, host, path)
+  local prefixes = policy.exact[host]
+  local rest = host
+  while prefixes == nil do
+    local dot = rest:find(".", 1, true)
+    if dot == nil then
+      return nil
+    end
+    rest = rest:sub(dot + 1)
+    prefixes = policy.wildcard[rest]
+  end
+  local candidate = path:gsub("/+$", "")
+  if candidate == "" then
+    candidate = "/"
+  end
+  while true do
+    local route = prefixes[candidate]
+    if route ~= nil then
+      return route
+    end
+    if candidate == "/" then
+      return nil
+    end
+    candidate = candidate:match("^(.*)/")
+    if candidate == "" then
+      candidate = "/"
+    end
+  end
+end
+
+-- Edge tokens ------------------------------------------------------------------------------------
+
+local function decode_part(c, part)
+  local text = c.b64urldec(part)
+  local value = text and json.decode(text)
+  return type(value) == "table" and value or nil
+end
+
+local function valid_subject(subject)
+  return type(subject) == "string"
+    and #subject <= SUBJECT_MAX_LENGTH
+    and subject:match("^[A-Za-z0-9@._:%-]+$") ~= nil
+end
+
+-- The claims of a token that passes every check, else nil: any failure means "no identity".
+local function verified_claims(c, policy, authorization, now)
+  local token = authorization and authorization:match("^[Bb][Ee][Aa][Rr][Ee][Rr] +(%S+) *$")
+  local header64, payload64, signature64 = (token or ""):match("^([A-Za-z0-9_-]+)%.([A-Za-z0-9_-]+)%.([A-Za-z0-9_-]+)$")
+  if header64 == nil then
+    return nil
+  end
+  local header = decode_part(c, header64)
+  local key = header and type(header.kid) == "string" and policy.keys[header.kid]
+  if not key or header.alg ~= key.alg then -- the algorithm is pinned per kid, never read from the token
+    return nil
+  end
+  local signature = c.b64urldec(signature64)
+  if signature == nil or #signature ~= HS256_SIGNATURE_BYTES then
+    return nil
+  end
+  -- lighty.c.hmac answers upper-case hex, and so does hexenc; digest_eq compares in constant time.
+  if not c.digest_eq(c.hmac("sha256", key.secret, header64 .. "." .. payload64), c.hexenc(signature)) then
+    return nil
+  end
+  local claims = decode_part(c, payload64)
+  if claims == nil
+    or type(claims.exp) ~= "number" or claims.exp <= now - policy.leeway
+    or (claims.nbf ~= nil and (type(claims.nbf) ~= "number" or claims.nbf > now + policy.leeway))
+    or claims.iss ~= policy.issuer
+    or claims.aud ~= policy.gateway
+    or not valid_subject(claims.sub)
+  then
+    return nil
+  end
+  return claims
+end
+
+-- The token's roles as a set, and as the "a,b" value of the roles identity header.
+local function token_roles(claims)
+  local names = {}
+  if type(claims.roles) == "table" then
+    for _, role in ipairs(claims.roles) do
+      if type(role) == "string" then
+        names[#names + 1] = role
+      end
+    end
+  elseif type(claims.roles_csv) == "string" then
+    for role in claims.roles_csv:gmatch("[^,]+") do
+      names[#names + 1] = role
+    end
+  end
+  local set, unique = {}, {}
+  for _, role in ipairs(names) do
+    if not set[role] then
+      set[role] = true
+      unique[#unique + 1] = role
+    end
+  end
+  table.sort(unique)
+  return set, table.concat(unique, ",")
+end
+
+-- Client addresses -------------------------------------------------------------------------------
+
+local function parse_ipv4(text)
+  local parts = { text:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
+  if #parts ~= 4 then
+    return nil
+  end
+  for index, part in ipairs(parts) do
+    local value = tonumber(part)
+    if value > 255 or (#part > 1 and part:sub(1, 1) == "0") then -- leading zeros: ambiguous, like Python
+      return nil
+    end
+    parts[index] = value
+  end
+  return string.char(table.unpack(parts))
+end
+
+local function hex_groups(text)
+  local groups = {}
+  if text == "" then
+    return groups
+  end
+  for group in (text .. ":"):gmatch("([^:]*):") do
+    if not group:match("^%x%x?%x?%x?$") then
+      return nil
+    end
+    groups[#groups + 1] = tonumber(group, 16)
+  end
+  return groups
+end
+
+local function parse_ipv6(text)
+  text = text:gsub("%%.*$", "") -- a zone index does not change which network the address is in
+  local leading, dotted = text:match("^(.*:)([^:]*%.[^:]*)$")
+  if dotted then -- a trailing dotted quad is the last two groups
+    local ipv4 = parse_ipv4(dotted)
+    if ipv4 == nil then
+      return nil
+    end
+    local a, b, c, d = ipv4:byte(1, 4)
+    text = leading .. string.format("%x:%x", a << 8 | b, c << 8 | d)
+  end
+  local head, tail = text, nil
+  local gap = text:find("::", 1, true)
+  if gap then
+    head, tail = text:sub(1, gap - 1), text:sub(gap + 2)
+  end
+  local groups, after = hex_groups(head), hex_groups(tail or "")
+  if groups == nil or after == nil then
+    return nil
+  end
+  local missing = 8 - #groups - #after
+  if (tail and missing < 1) or (not tail and missing ~= 0) then -- "::" stands for one group or more
+    return nil
+  end
+  for _ = 1, missing do
+    groups[#groups + 1] = 0
+  end
+  table.move(after, 1, #after, #groups + 1, groups)
+  local bytes = {}
+  for index, group in ipairs(groups) do
+    bytes[index] = string.char(group >> 8, group & 0xFF)
+  end
+  return table.concat(bytes)
+end
+
+-- 4 bytes for IPv4 (IPv4-mapped IPv6 included, as decide() unwraps it), 16 for IPv6, nil if unparseable.
+local function parse_address(text)
+  if text == nil then
+    return nil
+  end
+  if not text:find(":", 1, true) then
+    return parse_ipv4(text)
+  end
+  local bytes = parse_ipv6(text)
+  if bytes and bytes:sub(1, 12) == MAPPED_IPV4_PREFIX then
+    return bytes:sub(13)
+  end
+  return bytes
+end
+
+-- networks: { {network address bytes, prefix length}, ... }; versions never match each other.
+local function in_networks(address, networks)
+  if address == nil then
+    return false
+  end
+  for _, network in ipairs(networks) do
+    local bytes, bits = network[1], network[2]
+    if #bytes == #address then
+      local whole, rest = bits // 8, bits % 8
+      if address:sub(1, whole) == bytes:sub(1, whole) then
+        local mask = (0xFF << (8 - rest)) & 0xFF
+        if rest == 0 or (address:byte(whole + 1) & mask) == bytes:byte(whole + 1) then
+          return true
+        end
+      end
+    end
+  end
+  return false
+end
+
+-- Rules ------------------------------------------------------------------------------------------
+
+-- roles: the identity's role set, nil without an identity.
+local function identity_matches(rule, roles)
+  if rule.mode == "public" then
+    return true
+  end
+  if roles == nil then
+    return false
+  end
+  if rule.mode == "roles" then
+    for role in pairs(rule.roles) do
+      if roles[role] then
+        return true
+      end
+    end
+    return false
+  end
+  return true
+end
+
+-- The admitting allow rule, or nil and the status: deny rules win; then the first allow rule
+-- that matches; a refusal is 401 when some allow rule needed an identity the request lacked.
+local function evaluate(route, roles, address)
+  for _, rule in ipairs(route.deny) do
+    -- a deny rule with networks also matches an unknown address: unparseable fails closed
+    if identity_matches(rule, roles) and (rule.networks == nil or address == nil or in_networks(address, rule.networks)) then
+      return nil, 403
+    end
+  end
+  local identity_needed = false
+  for _, rule in ipairs(route.allow) do
+    if identity_matches(rule, roles) and (rule.networks == nil or in_networks(address, rule.networks)) then
+      return rule
+    end
+    identity_needed = identity_needed or (rule.mode ~= "public" and roles == nil)
+  end
+  return nil, identity_needed and 401 or 403
+end
+
+-- Rate limits: per (subject, route) per clock minute, in this process --------------------------
+
+local window = { minute = nil, counts = {} }
+
+local function over_limit(rule, route, subject, now)
+  local minute = now // 60
+  if window.minute ~= minute then
+    window.minute, window.counts = minute, {}
+  end
+  local key = subject .. "\0" .. route.key
+  local count = (window.counts[key] or 0) + 1
+  window.counts[key] = count
+  return count > rule.rate_limit
+end
+
+-- The request ------------------------------------------------------------------------------------
+
+local current = { version = nil, policy = nil }
+
+-- The generated script rebuilds its data only when its version changes, not on every request.
+local function policy_data(version, build)
+  if current.version ~= version then
+    current.policy, current.version = build(), version
+  end
+  return current.policy
+end
+
+local function forward_identity(r, rule, claims, roles_header)
+  for _, header in ipairs(rule.headers or {}) do
+    local name, claim = header[1], header[2]
+    local value = claim == "roles_csv" and roles_header or claims[claim]
+    if type(value) == "string" then
+      value = value:gsub("%c", "") -- no decoded claim may split a header
+      if value ~= "" then
+        r.req_header[name] = value
+      end
+    end
+  end
+end
+
+local REFUSALS = {
+  [400] = "path not canonical",
+  [401] = "authentication required",
+  [403] = "forbidden",
+  [404] = "no route",
+  [405] = "method not allowed",
+  [429] = "rate limit exceeded",
+}
+
+-- An answer with a body of its own: for a body-less status >= 400 lighttpd writes its HTML error
+-- page and drops the response headers the script set (Allow, for one).
+local function refuse(r, status)
+  r.resp_header["Content-Type"] = "text/plain"
+  r.resp_body:set(REFUSALS[status] .. "\n")
+  return status
+end
+
+-- Returns the status the gate answers, or nothing to let mod_proxy forward the request.
+function M.handle(lighty, version, build)
+  local policy = policy_data(version, build)
+  local r, c = lighty.r, lighty.c
+  local path = request_path(r.req_attr["request.orig-uri"] or "")
+  local method = (r.req_attr["request.method"] or ""):upper()
+  if method == "GET" and path == policy.well_known_path then
+    r.resp_header["Content-Type"] = "application/json"
+    r.resp_body:set(policy.well_known_body)
+    return 200
+  end
+  for _, name in ipairs(policy.identity_headers) do
+    r.req_header[name] = nil
+  end
+  r.req_header[policy.upstream_header] = nil
+  if not is_canonical(path) then
+    return refuse(r, 400)
+  end
+  local route = find_route(policy, normalize_host(r.req_attr["uri.authority"] or ""), path)
+  if route == nil then
+    return refuse(r, 404)
+  end
+  if route.methods and not route.methods[method] then
+    r.resp_header["Allow"] = route.allow_header
+    return refuse(r, 405)
+  end
+  local now = c.time()
+  local claims = verified_claims(c, policy, r.req_header["Authorization"], now)
+  local roles, roles_header
+  if claims then
+    roles, roles_header = token_roles(claims)
+  end
+  local address = route.needs_address and parse_address(r.req_attr["request.remote-addr"]) or nil
+  local rule, status = evaluate(route, roles, address)
+  if rule == nil then
+    if status == 401 then
+      r.resp_header["WWW-Authenticate"] = "Bearer"
+    end
+    return refuse(r, status)
+  end
+  if rule.rate_limit and over_limit(rule, route, claims.sub, now) then
+    return refuse(r, 429)
+  end
+  r.req_header["Authorization"] = nil
+  if claims then
+    forward_identity(r, rule, claims, roles_header)
+  end
+  r.req_header[policy.upstream_header] = route.upstream
+  r.req_env[policy.cache_control_env] = rule.cache_control
+end
+
+return M
