@@ -14,7 +14,11 @@ COMMANDS = {
     "luac5.3": "lua5.3",  # compiles what HAProxy's Lua 5.3 will load
     "luac5.4": "lua5.4",  # compiles what lighttpd's mod_magnet (Lua 5.4) will load
 }
-MOD_MAGNET = "/usr/lib/lighttpd/mod_magnet.so"
+# files -> the Debian package that provides them
+FILES = {
+    "/usr/lib/lighttpd/mod_magnet.so": "lighttpd-modules-lua",
+    "/usr/share/lua/5.4/cjson": "lua-cjson",  # the lighttpd gate decodes token JSON with it
+}
 
 
 def missing_packages() -> list[str]:
@@ -24,8 +28,7 @@ def missing_packages() -> list[str]:
     except PostgresUnavailable:
         missing.append("postgresql")
     missing += [package for command, package in COMMANDS.items() if not shutil.which(command)]
-    if not os.path.exists(MOD_MAGNET):
-        missing.append("lighttpd-modules-lua")
+    missing += [package for path, package in FILES.items() if not os.path.exists(path)]
     return missing
 
 
