@@ -7,6 +7,19 @@ from apps.core.actors import Actor
 from apps.core.services import audit_saved, model_delete
 
 
+class ReadOnlyModelAdmin(admin.ModelAdmin):
+    """For rows only services write (audit events, signing keys, snapshots): browse, never edit."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class AuditedModelAdmin(admin.ModelAdmin):
     """Saves and deletes through the audited helpers (the admin view already runs in a transaction)."""
 

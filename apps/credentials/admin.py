@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from apps.core.admin import ReadOnlyModelAdmin
 from apps.credentials.models import SigningKey
 
 
 @admin.register(SigningKey)
-class SigningKeyAdmin(admin.ModelAdmin):
+class SigningKeyAdmin(ReadOnlyModelAdmin):
     """Read-only: keys are generated and activated by the credentials services, never typed in."""
 
     list_display = ("kid", "gateway", "algorithm", "state", "not_before", "not_after")
@@ -13,12 +14,3 @@ class SigningKeyAdmin(admin.ModelAdmin):
     exclude = ("private_material",)
     readonly_fields = ("gateway", "kid", "algorithm", "state", "public_key_pem", "not_before", "not_after")
     list_select_related = ("gateway",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from apps.core.admin import AuditedModelAdmin
+from apps.core.admin import AuditedModelAdmin, ReadOnlyModelAdmin
 from apps.policies.models import AccessRule, Application, Gateway, PolicySnapshot, Role, RoleMapping, Route
 
 
@@ -92,16 +92,10 @@ class AccessRuleAdmin(AuditedModelAdmin):
 
 
 @admin.register(PolicySnapshot)
-class PolicySnapshotAdmin(admin.ModelAdmin):
+class PolicySnapshotAdmin(ReadOnlyModelAdmin):
     """Read-only: snapshots are built by the snapshot service and never edited."""
 
     list_display = ("sha256", "created_at", "created_by", "route_count", "identity_count")
     search_fields = ("sha256", "created_by")
     exclude = ("content",)
     readonly_fields = ("sha256", "created_at", "created_by", "route_count", "identity_count")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
