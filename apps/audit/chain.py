@@ -1,14 +1,11 @@
 """The hash chain: what a row's hash covers, computed the same way when writing and verifying."""
 
 import hashlib
-import json
 from datetime import datetime
 
+from apps.core.canonical import canonical_json
+
 GENESIS_HASH = "0" * 64
-
-
-def canonical_json(data) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def event_hash(

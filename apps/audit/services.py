@@ -1,7 +1,5 @@
 """Writing the audit ledger. Called by every service inside its own transaction."""
 
-import ipaddress
-
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -9,21 +7,16 @@ from apps.audit.chain import GENESIS_HASH, event_hash
 from apps.audit.models import AuditEvent
 from apps.audit.state import json_native
 from apps.core.actors import Actor
+from apps.core.canonical import client_address
 from apps.core.redaction import redact
 
 # Serializes appends so two transactions can never chain onto the same predecessor.
 _CHAIN_LOCK_KEY = 0x706F6C6963790001
 
 
-def _normalized_ip(client_ip: str | None) -> str:
-    if not client_ip:
-        return ""
-    try:
-        address = ipaddress.ip_address(client_ip)
-    except ValueError:
-        return ""
-    mapped = getattr(address, "ipv4_mapped", None)
-    return (mapped or address).compressed
+def _client_ip_text(client_ip: str | None) -> str:
+    address = client_address(client_ip) if client_ip else None
+    return address.compressed if address else ""
 
 
 def audit_record(
@@ -54,6 +47,6 @@ def audit_record(
             "before": json_native(redact(before)) if before is not None else None,
             "after": json_native(redact(after)) if after is not None else None,
             "request_id": actor.request_id,
-            "client_ip": _normalized_ip(actor.client_ip),
+            "client_ip": _client_ip_text(actor.client_ip),
         }
         return AuditEvent.objects.create(prev_hash=prev_hash, hash=event_hash(prev_hash=prev_hash, **fields), **fields)

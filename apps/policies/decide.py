@@ -17,7 +17,6 @@ identity; roles: such an identity holding any one of the roles) and its network 
 or its address is unknown, so an unparseable address fails closed). Empty CIDR lists match any client.
 """
 
-import ipaddress
 import re
 import string
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Protocol
 
+from apps.core.canonical import client_address
 from apps.policies.snapshot import CompiledPolicy, HostIndex, RouteView, RuleView
 
 
@@ -104,13 +104,8 @@ def find_route(index: HostIndex, host: str, path: str) -> RouteView | None:
         candidate = candidate[: candidate.rfind("/")] or "/"
 
 
-@lru_cache(maxsize=65_536)  # clients repeat; parsing is a third of an uncached decision
-def _parse_ip(client_ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        address = ipaddress.ip_address(client_ip)
-    except ValueError:
-        return None
-    return getattr(address, "ipv4_mapped", None) or address
+# Clients repeat, and parsing is a third of an uncached decision.
+_parse_ip = lru_cache(maxsize=65_536)(client_address)
 
 
 def _resolve_identity(policy: CompiledPolicy, identity) -> tuple[frozenset[str] | None, Reason | None]:

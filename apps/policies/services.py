@@ -11,12 +11,13 @@ from django.db import transaction
 
 from apps.audit.services import audit_record
 from apps.core.actors import Actor
+from apps.core.canonical import canonical_json
 from apps.core.db import read_consistently
 from apps.core.services import model_create, model_delete, model_update
 from apps.identities.models import Group, Identity, IdentitySource
 from apps.policies.choices import Effect
 from apps.policies.models import AccessRule, Application, Gateway, PolicySnapshot, Role, RoleMapping, Route
-from apps.policies.snapshot import canonical_json, content_sha256, snapshot_content
+from apps.policies.snapshot import content_sha256, snapshot_content
 
 
 def role_create(*, actor: Actor, slug: str, name: str = "", description: str = "") -> Role:

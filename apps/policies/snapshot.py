@@ -8,11 +8,11 @@ order rows were inserted in.
 
 import hashlib
 import ipaddress
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from apps.core.canonical import canonical_json
 from apps.core.memory import gc_paused
 from apps.identities.models import Identity
 from apps.policies.choices import Effect
@@ -29,10 +29,6 @@ _RULE_FIELDS = (
     "cache_seconds",
 )
 _ROUTE_FIELDS = ("host", "path_prefix", "methods", "upstream_url")
-
-
-def canonical_json(data) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def content_sha256(text: str) -> str:

@@ -9,12 +9,13 @@ from hypothesis import strategies as st
 
 from apps.audit.models import AuditEvent
 from apps.core.actors import Actor
+from apps.core.canonical import canonical_json
 from apps.core.demo import demo_seed
 from apps.gateways import verify
 from apps.gateways.services import gateway_prove
 from apps.policies.models import Gateway
 from apps.policies.services import snapshot_build
-from apps.policies.snapshot import canonical_json, content_sha256
+from apps.policies.snapshot import content_sha256
 from tests.policies.builder import route, rule
 from tests.support.keys import key_pair
 

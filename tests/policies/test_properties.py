@@ -5,9 +5,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
 from apps.core.actors import Actor
+from apps.core.canonical import canonical_json
 from apps.policies import services
 from apps.policies.decide import ReasonCode, decide
-from apps.policies.snapshot import canonical_json, content_sha256, snapshot_content
+from apps.policies.snapshot import content_sha256, snapshot_content
 from tests.factories import ApplicationFactory, GatewayFactory, GroupFactory, IdentityFactory, IdentitySourceFactory
 from tests.policies.builder import policy, route, rule
 

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from apps.gateways.live import free_loopback_port
+
 INSTALL_HINT = "install it with: sudo apt-get install postgresql  (Debian/Ubuntu)"
 
 
@@ -30,12 +32,6 @@ def _find_bindir() -> Path:
     if pg_ctl := shutil.which("pg_ctl"):
         return Path(pg_ctl).resolve().parent
     raise PostgresUnavailable(f"PostgreSQL server binaries (pg_ctl, initdb) not found; {INSTALL_HINT}")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -72,7 +68,7 @@ def start_postgres(*, timeout: float = 60.0) -> PostgresServer:
         run_as = "postgres" if _user_exists("postgres") else "nobody"
         account = pwd.getpwnam(run_as)
         os.chown(workdir, account.pw_uid, account.pw_gid)
-    server = PostgresServer("127.0.0.1", _free_port(), "policyhub", workdir / "data", bindir, run_as)
+    server = PostgresServer("127.0.0.1", free_loopback_port(), "policyhub", workdir / "data", bindir, run_as)
     try:
         server._run(
             str(bindir / "initdb"), "-D", str(server.datadir), "-U", server.user, "-A", "trust", "-E", "UTF8",

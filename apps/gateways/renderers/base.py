@@ -43,6 +43,13 @@ IDENTITY_HEADERS = {
 }
 
 
+def cache_control(auth_mode: str, cache_seconds: int) -> str:
+    """The Cache-Control an admitting rule puts on responses (step 7 above)."""
+    if cache_seconds > 0:
+        return f"{'public' if auth_mode == 'public' else 'private'}, max-age={cache_seconds}"
+    return "no-store"
+
+
 @dataclass(frozen=True)
 class VerificationKey:
     kid: str

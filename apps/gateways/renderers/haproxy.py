@@ -36,6 +36,7 @@ from apps.gateways.renderers.base import (
     RenderError,
     RenderRequest,
     VerificationKey,
+    cache_control,
 )
 from apps.policies.snapshot import HostIndex, RouteView, RuleView
 
@@ -140,12 +141,6 @@ def _backends(upstreams: list[str]) -> tuple[dict[str, str], str]:
 # Rules ------------------------------------------------------------------------------------------
 
 
-def _cache_control(rule: RuleView) -> str:
-    if rule.cache_seconds > 0:
-        return f"{'public' if rule.auth_mode == 'public' else 'private'}, max-age={rule.cache_seconds}"
-    return "no-store"
-
-
 def _rule_text(rule: RuleView, network_ids: dict, where: str) -> str:
     """``<D|A><P|U|R>:<networks>:<roles>``, plus ``:<limit>:<cache-control>:<headers>`` for allow rules."""
     if rule.effect not in {"allow", "deny"} or rule.auth_mode not in AUTH_MODES:
@@ -162,7 +157,8 @@ def _rule_text(rule: RuleView, network_ids: dict, where: str) -> str:
         raise RenderError(where, "a rate limit needs a subject (no public rule) and at least 1 request per minute")
     if unknown := [choice for choice in rule.identity_headers if choice not in IDENTITY_HEADERS]:
         raise RenderError(where, f"unknown identity headers {unknown}")
-    return f"A{condition}:{limit or 0}:{_cache_control(rule)}:{_delimited(rule.identity_headers)}"
+    caching = cache_control(rule.auth_mode, rule.cache_seconds)
+    return f"A{condition}:{limit or 0}:{caching}:{_delimited(rule.identity_headers)}"
 
 
 def _delimited(items) -> str:

@@ -23,6 +23,7 @@ from apps.gateways.renderers.base import (
     WELL_KNOWN_PATH,
     RenderError,
     RenderRequest,
+    cache_control,
 )
 from apps.policies.snapshot import HostIndex, RouteView, RuleView
 
@@ -161,12 +162,6 @@ def _conf_string(text: str) -> str:
 # Policy data -----------------------------------------------------------------------------------
 
 
-def _cache_control(auth_mode: str, cache_seconds: int) -> str:
-    if cache_seconds > 0:
-        return f"{'public' if auth_mode == 'public' else 'private'}, max-age={cache_seconds}"
-    return "no-store"
-
-
 def _checked(rule: RuleView) -> RuleView:
     where = f"rule {rule.key}"
     if rule.auth_mode not in {"public", "authenticated", "roles"}:
@@ -192,7 +187,7 @@ def _rule_lua(effect, auth_mode, roles, networks, rate_limit, identity_headers, 
             data["rate_limit"] = rate_limit
         if identity_headers:
             data["headers"] = [list(IDENTITY_HEADERS[choice]) for choice in identity_headers]
-        data["cache_control"] = _cache_control(auth_mode, cache_seconds)
+        data["cache_control"] = cache_control(auth_mode, cache_seconds)
     return LuaCode(lua_value(data))
 
 
