@@ -6,6 +6,7 @@ accounts it has just created.
 """
 
 from apps.core.actors import Actor
+from apps.credentials.choices import KeyPurpose
 from apps.credentials.services import signing_key_activate, signing_key_generate
 from apps.identities.models import Group, Identity, IdentitySource
 from apps.policies.choices import AuthMode, Effect, GatewayKind, IdentityHeader, MatchKind
@@ -106,9 +107,12 @@ def _seed_gateways_and_routes(*, actor: Actor, roles: dict[str, Role]) -> None:
         public_hostnames=["artifacts.example.test", "packages.example.test"],
         description="Build artifacts and packages.",
     )
-    # Each gateway gets its signing key (RS256 for HAProxy, HS256 for lighttpd), so tokens can be minted.
+    # Each gateway gets its signing key (RS256 for HAProxy, HS256 for lighttpd), so tokens can be
+    # minted, and a signed-link key, so artifact links can be issued.
     for gateway in (haproxy, lighttpd):
-        signing_key_activate(key=signing_key_generate(gateway=gateway, actor=actor), actor=actor)
+        for purpose in KeyPurpose:
+            key = signing_key_generate(gateway=gateway, actor=actor, purpose=purpose)
+            signing_key_activate(key=key, actor=actor)
     backstage = application_create(
         actor=actor, name="Backstage", slug="backstage", backstage_entity_ref="component:default/backstage"
     )
@@ -208,7 +212,8 @@ def _seed_gateways_and_routes(*, actor: Actor, roles: dict[str, Role]) -> None:
         description="Contractors never administer Airflow.",
     )
 
-    # Artifacts are content-addressed and never change, so the gateway may cache them.
+    # Artifacts are content-addressed and never change, so the gateway may cache them; a signed link
+    # lets a browser or a build step download one without an edge token.
     artifact_downloads = route_create(
         actor=actor,
         gateway=lighttpd,
@@ -217,6 +222,7 @@ def _seed_gateways_and_routes(*, actor: Actor, roles: dict[str, Role]) -> None:
         path_prefix="/artifacts",
         methods=["GET", "HEAD"],
         upstream_url="http://127.0.0.1:9000",
+        signed_links=True,
     )
     access_rule_create(
         actor=actor,

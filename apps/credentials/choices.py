@@ -10,6 +10,11 @@ class SigningAlgorithm(models.TextChoices):
 ASYMMETRIC_ALGORITHMS = frozenset({SigningAlgorithm.RS256, SigningAlgorithm.ES256})
 
 
+class KeyPurpose(models.TextChoices):
+    EDGE_TOKEN = "edge-token", "Edge tokens (JWTs)"
+    SIGNED_LINK = "signed-link", "Signed links (HMAC-SHA256)"
+
+
 class KeyState(models.TextChoices):
     """A key's life: published early (next), signing (active), still accepted (retiring), gone (retired)."""
 

@@ -1,17 +1,20 @@
-"""Signing keys for edge tokens: one active key per gateway, private material encrypted at rest."""
+"""Keys a gateway's proxy verifies with: for edge tokens and for signed links, one active key per
+gateway and purpose, private material encrypted at rest."""
 
 from django.db import models
 from django.db.models import F, Q
 
 from apps.core.fields import EncryptedTextField, SlugField
-from apps.credentials.choices import KeyState, SigningAlgorithm
+from apps.credentials.choices import KeyPurpose, KeyState, SigningAlgorithm
 from apps.policies.models import Gateway
 
 
 class SigningKey(models.Model):
-    """A key a gateway's proxy uses to verify edge tokens; ``kid`` pins the algorithm and the key."""
+    """A key a gateway's proxy verifies edge tokens or signed links with; ``kid`` pins the algorithm
+    and the key. Signed links are always HMAC-SHA256, so their keys are HS256 secrets."""
 
     gateway = models.ForeignKey(Gateway, on_delete=models.PROTECT, related_name="signing_keys")
+    purpose = models.CharField(max_length=16, choices=KeyPurpose.choices, default=KeyPurpose.EDGE_TOKEN)
     kid = SlugField(max_length=63, unique=True)
     algorithm = models.CharField(max_length=8, choices=SigningAlgorithm.choices)
     state = models.CharField(max_length=16, choices=KeyState.choices, default=KeyState.NEXT)
@@ -26,7 +29,13 @@ class SigningKey(models.Model):
         ordering = ["gateway_id", "-not_before"]
         constraints = [
             models.UniqueConstraint(
-                fields=["gateway"], condition=Q(state=KeyState.ACTIVE), name="one_active_signing_key_per_gateway"
+                fields=["gateway", "purpose"],
+                condition=Q(state=KeyState.ACTIVE),
+                name="one_active_signing_key_per_gateway_and_purpose",
+            ),
+            models.CheckConstraint(
+                condition=Q(purpose=KeyPurpose.EDGE_TOKEN) | Q(algorithm=SigningAlgorithm.HS256),
+                name="signed_link_keys_are_hmac",
             ),
             models.CheckConstraint(condition=Q(not_after__gt=F("not_before")), name="signing_key_window_forward"),
             models.CheckConstraint(
@@ -37,4 +46,4 @@ class SigningKey(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kid} ({self.algorithm}, {self.state})"
+        return f"{self.kid} ({self.purpose}, {self.algorithm}, {self.state})"

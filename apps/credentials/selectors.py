@@ -4,7 +4,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from apps.credentials.choices import ACCEPTED_STATES, KeyState, SigningAlgorithm
+from apps.credentials.choices import ACCEPTED_STATES, KeyPurpose, KeyState, SigningAlgorithm
 from apps.credentials.models import SigningKey
 from apps.policies.choices import GatewayKind
 from apps.policies.models import Gateway
@@ -14,17 +14,21 @@ from apps.policies.models import Gateway
 DEFAULT_ALGORITHM = {GatewayKind.HAPROXY: SigningAlgorithm.RS256, GatewayKind.LIGHTTPD: SigningAlgorithm.HS256}
 
 
-def gateway_signing_algorithm(*, gateway: Gateway) -> str:
+def gateway_signing_algorithm(*, gateway: Gateway, purpose: str = KeyPurpose.EDGE_TOKEN) -> str:
+    if purpose == KeyPurpose.SIGNED_LINK:
+        return SigningAlgorithm.HS256
     return gateway.edge_token_algorithm or DEFAULT_ALGORITHM[gateway.kind]
 
 
-def signing_key_for_minting(*, gateway: Gateway, now: datetime) -> SigningKey | None:
-    """The gateway's active key, if its validity window holds ``now``."""
+def signing_key_for_minting(
+    *, gateway: Gateway, now: datetime, purpose: str = KeyPurpose.EDGE_TOKEN
+) -> SigningKey | None:
+    """The gateway's active key for ``purpose``, if its validity window holds ``now``."""
     return SigningKey.objects.filter(
-        gateway=gateway, state=KeyState.ACTIVE, not_before__lte=now, not_after__gt=now
+        gateway=gateway, purpose=purpose, state=KeyState.ACTIVE, not_before__lte=now, not_after__gt=now
     ).first()
 
 
-def signing_keys_accepted(*, gateway: Gateway) -> QuerySet[SigningKey]:
-    """Every key the gateway's proxy must verify with (next, active and retiring), in kid order."""
-    return SigningKey.objects.filter(gateway=gateway, state__in=ACCEPTED_STATES).order_by("kid")
+def signing_keys_accepted(*, gateway: Gateway, purpose: str = KeyPurpose.EDGE_TOKEN) -> QuerySet[SigningKey]:
+    """Every key for ``purpose`` the gateway's proxy must verify with (next, active and retiring), in kid order."""
+    return SigningKey.objects.filter(gateway=gateway, purpose=purpose, state__in=ACCEPTED_STATES).order_by("kid")

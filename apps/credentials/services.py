@@ -1,4 +1,5 @@
-"""Writes for signing keys: generate (published as 'next') and activate (the old active key retires)."""
+"""Writes for signing keys: generate (published as 'next') and activate (the old active key of the
+same purpose retires)."""
 
 import secrets
 from datetime import datetime, timedelta
@@ -10,29 +11,33 @@ from django.utils import timezone
 from apps.core.actors import Actor
 from apps.core.crypto import Secret
 from apps.core.services import model_create, model_update
-from apps.credentials.choices import KeyState
+from apps.credentials.choices import KeyPurpose, KeyState
 from apps.credentials.material import generate_key_material
 from apps.credentials.models import SigningKey
 from apps.credentials.selectors import gateway_signing_algorithm
 from apps.policies.models import Gateway
 
 
-def _new_kid(gateway: Gateway, now: datetime) -> str:
-    # Readable (which gateway, which day) and unique; [a-z0-9-] keeps it safe in every proxy syntax.
-    return f"{gateway.name[:40]}-{now:%Y%m%d}-{secrets.token_hex(4)}"
+def _new_kid(gateway: Gateway, purpose: str, now: datetime) -> str:
+    # Readable (which gateway, what for, which day) and unique; [a-z0-9-] is safe in every proxy syntax.
+    kind = "link-" if purpose == KeyPurpose.SIGNED_LINK else ""
+    return f"{gateway.name[:35]}-{kind}{now:%Y%m%d}-{secrets.token_hex(4)}"
 
 
-def signing_key_generate(*, gateway: Gateway, actor: Actor, now: datetime | None = None) -> SigningKey:
-    """A new key in state 'next', in the gateway's algorithm, valid for the configured lifetime."""
+def signing_key_generate(
+    *, gateway: Gateway, actor: Actor, purpose: str = KeyPurpose.EDGE_TOKEN, now: datetime | None = None
+) -> SigningKey:
+    """A new key in state 'next', in the purpose's algorithm, valid for the configured lifetime."""
     now = now or timezone.now()
-    algorithm = gateway_signing_algorithm(gateway=gateway)
+    algorithm = gateway_signing_algorithm(gateway=gateway, purpose=purpose)
     material = generate_key_material(algorithm)
     return model_create(
         model=SigningKey,
         actor=actor,
         data={
             "gateway": gateway,
-            "kid": _new_kid(gateway, now),
+            "purpose": purpose,
+            "kid": _new_kid(gateway, purpose, now),
             "algorithm": algorithm,
             "state": KeyState.NEXT,
             "public_key_pem": material.public_key_pem,
@@ -51,6 +56,9 @@ def signing_key_activate(*, key: SigningKey, actor: Actor) -> SigningKey:
         return key
     if key.state != KeyState.NEXT:
         raise ValueError(f"only a 'next' key can become active; {key.kid} is {key.state}")
-    for previous in SigningKey.objects.select_for_update().filter(gateway=key.gateway, state=KeyState.ACTIVE):
+    active = SigningKey.objects.select_for_update().filter(
+        gateway=key.gateway, purpose=key.purpose, state=KeyState.ACTIVE
+    )
+    for previous in active:
         model_update(instance=previous, actor=actor, data={"state": KeyState.RETIRING})
     return model_update(instance=key, actor=actor, data={"state": KeyState.ACTIVE})[0]

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 OUTSIDE_EVERY_NETWORK = "127.0.0.1"
 _LEVELS = ((16, 8), (24, 8), (28, 4))  # (prefix length, bits of the parent left to number children)
 TOKEN_VARIANTS = ("expired", "other_gateway", "forged", "wrong_issuer")
+# signed links that are no credential at all: past their expiry, under a stranger's secret, or
+# signed for another path than the one requested
+LINK_VARIANTS = ("link_expired", "link_forged", "link_other_path")
 
 
 class ProofUnsupported(Exception):
@@ -29,12 +32,17 @@ class ProbeCase:
     host: str
     path: str
     client_ip: str
-    credential: str  # none | valid | one of TOKEN_VARIANTS
+    credential: str  # none | valid | one of TOKEN_VARIANTS | link | one of LINK_VARIANTS
     roles: frozenset[str]
+    link_rule: str = ""  # the allow rule a signed link names
 
     def describe(self) -> str:
         roles = ",".join(sorted(self.roles)) or "-"
-        return f"{self.method} {self.host}{self.path} from {self.client_ip} credential={self.credential} roles={roles}"
+        link = f" rule={self.link_rule}" if self.link_rule else ""
+        return (
+            f"{self.method} {self.host}{self.path} from {self.client_ip} credential={self.credential}"
+            f" roles={roles}{link}"
+        )
 
 
 def loopback_networks(networks: set[str]) -> dict[str, tuple[str, str]]:
@@ -103,8 +111,21 @@ def _role_sets(route: dict, identity_role_sets: set[frozenset[str]]) -> list[fro
     return sorted(sets, key=lambda s: (len(s), sorted(s)))
 
 
-def probe_cases(mapped: dict, mapping: dict[str, tuple[str, str]]) -> list[ProbeCase]:
-    """Every class for every route of the (already gateway-scoped, loopback-mapped) content."""
+def _link_cases(route: dict, method: str, host: str, path: str, client: str) -> list[ProbeCase]:
+    """A valid link naming each allow rule (one, on a route that ignores links), and the bad links."""
+    allow_rules = [rule["key"] for rule in route["rules"] if rule["effect"] == "allow"]
+    if not allow_rules:
+        return []
+    named = allow_rules if route.get("signed_links") else allow_rules[:1]
+    cases = [ProbeCase(method, host, path, client, "link", frozenset(), key) for key in named]
+    if route.get("signed_links"):
+        cases += [ProbeCase(method, host, path, client, bad, frozenset(), named[0]) for bad in LINK_VARIANTS]
+    return cases
+
+
+def probe_cases(mapped: dict, mapping: dict[str, tuple[str, str]], *, links: bool = False) -> list[ProbeCase]:
+    """Every class for every route of the (already gateway-scoped, loopback-mapped) content;
+    ``links``: also signed-link classes (the gateway has a signed-link key to sign them with)."""
     identity_role_sets = {frozenset(roles) for roles in mapped["identities"].values()}
     inside = dict(mapping.values())
     cases: list[ProbeCase] = []
@@ -122,6 +143,8 @@ def probe_cases(mapped: dict, mapping: dict[str, tuple[str, str]]) -> list[Probe
                         cases.append(ProbeCase(method, host, path, client, "none", frozenset()))
                         cases += [ProbeCase(method, host, path, client, "valid", roles) for roles in role_sets]
                         cases += [ProbeCase(method, host, path, client, bad, strongest) for bad in TOKEN_VARIANTS]
+                        if links:
+                            cases += _link_cases(route, method, host, path, client)
     return cases
 
 

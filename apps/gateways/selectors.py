@@ -3,16 +3,16 @@
 from django.conf import settings
 
 from apps.core.crypto import Secret
-from apps.credentials.choices import SigningAlgorithm
+from apps.credentials.choices import KeyPurpose, SigningAlgorithm
 from apps.credentials.selectors import signing_keys_accepted
 from apps.gateways.renderers.base import RenderRequest, VerificationKey
 from apps.policies.models import Gateway, PolicySnapshot
 from apps.policies.selectors import compiled_policy
 
 
-def verification_keys(*, gateway: Gateway) -> tuple[VerificationKey, ...]:
-    """The keys the gateway's proxy must accept. Only HS256 secrets leave the database: a proxy
-    verifying HMAC must hold the secret; for RS256/ES256 it gets the public key alone."""
+def verification_keys(*, gateway: Gateway, purpose: str = KeyPurpose.EDGE_TOKEN) -> tuple[VerificationKey, ...]:
+    """The keys for ``purpose`` the gateway's proxy must accept. Only HS256 secrets leave the database:
+    a proxy verifying HMAC must hold the secret; for RS256/ES256 it gets the public key alone."""
     return tuple(
         VerificationKey(
             kid=key.kid,
@@ -20,7 +20,7 @@ def verification_keys(*, gateway: Gateway) -> tuple[VerificationKey, ...]:
             public_key_pem=key.public_key_pem,
             secret=key.private_material if key.algorithm == SigningAlgorithm.HS256 else Secret(""),
         )
-        for key in signing_keys_accepted(gateway=gateway)
+        for key in signing_keys_accepted(gateway=gateway, purpose=purpose)
     )
 
 
@@ -40,4 +40,5 @@ def render_request_for(
         issuer=settings.POLICYHUB_TOKEN_ISSUER,
         deployment_id=deployment_id,
         upstream_override=upstream_override,
+        link_keys=verification_keys(gateway=gateway, purpose=KeyPurpose.SIGNED_LINK),
     )

@@ -6,6 +6,7 @@ from django.conf import settings
 
 from apps.audit.services import audit_record
 from apps.core.actors import Actor
+from apps.credentials.choices import KeyPurpose
 from apps.credentials.mint import TokenSigner
 from apps.credentials.selectors import signing_keys_accepted
 from apps.gateways.selectors import verification_keys
@@ -16,7 +17,7 @@ from apps.policies.models import Gateway, PolicySnapshot
 def gateway_prove(*, gateway: Gateway, snapshot: PolicySnapshot, actor: Actor) -> ProofResult:
     """Prove on a live proxy that the gateway's rendered config admits exactly what decide() admits.
 
-    Probe tokens are signed with every key the gateway accepts, so each kid is exercised.
+    Probe tokens and signed links are signed with every key the gateway accepts, so each kid is exercised.
     """
     signers = tuple(
         TokenSigner.for_key(key) for key in signing_keys_accepted(gateway=gateway).select_related("gateway")
@@ -29,6 +30,7 @@ def gateway_prove(*, gateway: Gateway, snapshot: PolicySnapshot, actor: Actor) -
         keys=verification_keys(gateway=gateway),
         signers=signers,
         issuer=settings.POLICYHUB_TOKEN_ISSUER,
+        link_keys=verification_keys(gateway=gateway, purpose=KeyPurpose.SIGNED_LINK),
     )
     audit_record(
         actor=actor,

@@ -8,6 +8,8 @@ token stripped). Any difference is a mismatch; zero mismatches is the only pass.
 
 import http.client
 import json
+import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import count
@@ -15,6 +17,7 @@ from itertools import count
 from django.utils import timezone
 
 from apps.core.crypto import Secret
+from apps.credentials.links import LinkSigner, link_query
 from apps.credentials.material import generate_key_material
 from apps.credentials.mint import EdgeToken, TokenSigner, sign_edge_token
 from apps.gateways.echo import echo_upstream
@@ -56,7 +59,7 @@ class ProofResult:
 def _token(case: ProbeCase, subject: str, signer: TokenSigner, issuer: str) -> EdgeToken | None:
     profile = {"preferred_username": subject, "email": f"{subject.replace(':', '.')}@proof.invalid", "name": subject}
     arguments = {"subject": subject, "roles": case.roles, "profile": profile, "issuer": issuer}
-    if case.credential == "none":
+    if case.credential == "none" or case.credential.startswith("link"):
         return None
     if case.credential == "expired":
         return sign_edge_token(signer=signer, now=timezone.now() - timedelta(minutes=30), **arguments)
@@ -70,13 +73,25 @@ def _token(case: ProbeCase, subject: str, signer: TokenSigner, issuer: str) -> E
     return sign_edge_token(signer=signer, **arguments)
 
 
-def _send(port: int, case: ProbeCase, token: EdgeToken | None) -> tuple[int, dict | None]:
+def _target(case: ProbeCase, link_key: VerificationKey | None) -> str:
+    """The request target: the path, and for link classes the signed-link query."""
+    if not case.credential.startswith("link") or link_key is None:
+        return case.path
+    now = int(time.time())
+    expires = now - 10 if case.credential == "link_expired" else now + 600
+    secret = secrets.token_urlsafe(32) if case.credential == "link_forged" else link_key.secret.reveal()
+    signed_path = f"{case.path}/other" if case.credential == "link_other_path" else case.path
+    signer = LinkSigner(link_key.kid, secret)
+    return f"{case.path}?{link_query(signer, expires=expires, rule=case.link_rule, host=case.host, path=signed_path)}"
+
+
+def _send(port: int, case: ProbeCase, token: EdgeToken | None, target: str) -> tuple[int, dict | None]:
     headers = {"Host": case.host, **SPOOFED_HEADERS}
     if token:
         headers["Authorization"] = f"Bearer {token.token}"
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(case.client_ip, 0))
     try:
-        connection.request(case.method, case.path, headers=headers)
+        connection.request(case.method, target, headers=headers)
         response = connection.getresponse()
         body = response.read()
     finally:
@@ -117,18 +132,22 @@ def prove(
     signers: tuple[TokenSigner, ...],
     issuer: str,
     deployment_id: str = "",
+    link_keys: tuple[VerificationKey, ...] = (),
 ) -> ProofResult:
-    """Render ``gateway``'s part of the snapshot ``content``, run it, and probe every class."""
+    """Render ``gateway``'s part of the snapshot ``content``, run it, and probe every class
+    (signed-link classes when there are ``link_keys`` to sign probe links with)."""
     if not signers:
         raise ValueError(f"gateway {gateway} has no signing key to mint probe tokens with")
     mapped, mapping = loopback_content(content, gateway)
-    cases = probe_cases(mapped, mapping) + gateway_wide_cases(mapped)
+    cases = probe_cases(mapped, mapping, links=bool(link_keys)) + gateway_wide_cases(mapped)
     subjects = [f"proof:{n}" for n in range(1, len(cases) + 1)]  # one per request: rate limits never interfere
     mapped["identities"] = {s: sorted(c.roles) for s, c in zip(subjects, cases, strict=True) if c.credential == "valid"}
     policy = compile_policy(mapped, sha256)
     port = free_loopback_port()
     with echo_upstream() as upstream:
-        request = RenderRequest(policy, gateway, f"127.0.0.1:{port}", keys, issuer, deployment_id, upstream)
+        request = RenderRequest(
+            policy, gateway, f"127.0.0.1:{port}", keys, issuer, deployment_id, upstream, link_keys=link_keys
+        )
         rendered = render(kind, request)
         validation = validate(rendered)
         if not validation.ok:
@@ -139,8 +158,19 @@ def prove(
             for case, subject, n in zip(cases, subjects, count(), strict=False):
                 token = _token(case, subject, signers[n % len(signers)], issuer)
                 identity = subject if case.credential == "valid" else None
-                decision = decide(policy, identity, case.method, case.host, case.path, case.client_ip, gateway=gateway)
-                status, echoed = _send(port, case, token)
+                link = case.link_rule if case.credential == "link" else None
+                decision = decide(
+                    policy,
+                    identity,
+                    case.method,
+                    case.host,
+                    case.path,
+                    case.client_ip,
+                    gateway=gateway,
+                    signed_link=link,
+                )
+                link_key = link_keys[n % len(link_keys)] if link_keys else None
+                status, echoed = _send(port, case, token, _target(case, link_key))
                 if status != expected_status(decision):
                     mismatches.append(
                         Mismatch(case, f"{expected_status(decision)} ({decision.reasons[0].code})", str(status))

@@ -15,6 +15,14 @@ A rule matches when its identity condition holds (public: anyone; authenticated:
 identity; roles: such an identity holding any one of the roles) and its network condition holds
 (allow rules: the client is inside one of the CIDRs; deny rules: the client is inside one of them,
 or its address is unknown, so an unparseable address fails closed). Empty CIDR lists match any client.
+
+Signed links (routes with ``signed_links``; GET and HEAD only) split a decision in two.
+``decide_link_issue`` judges the identity when policyhub issues a link: deny rules without networks,
+and the identity condition of the allow rule the link will name. ``decide(…, signed_link=rule key)``
+judges a request carrying a valid link, where only the network is left to judge: it is denied by a
+deny rule with networks holding the client (or an unknown address) and by a public deny rule
+without networks, and admitted when the named allow rule's networks hold the client. A link naming
+a rule the route no longer has is no credential at all.
 """
 
 import re
@@ -39,6 +47,7 @@ class ReasonCode(StrEnum):
     IDENTITY_NOT_ACTIVE = "identity_not_active"
     MISSING_ROLE = "missing_role"
     NETWORK_NOT_ALLOWED = "network_not_allowed"
+    SIGNED_LINKS_OFF = "signed_links_off"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +70,7 @@ class IdentityLike(Protocol):
     active: bool
 
 
+LINK_METHODS = frozenset({"GET", "HEAD"})
 _NO_ROLES: frozenset[str] = frozenset()
 _NO_ROUTES = HostIndex.of(())
 _PERCENT_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
@@ -126,8 +136,33 @@ def _in_networks(address, networks) -> bool:
     return address is not None and any(address in network for network in networks)
 
 
+def _identity_holds(rule: RuleView, roles: frozenset[str] | None) -> bool:
+    if rule.auth_mode == "public":
+        return True
+    return roles is not None and (rule.auth_mode != "roles" or not rule.roles.isdisjoint(roles))
+
+
 def _deny(route, reasons, roles=_NO_ROLES, rule=None) -> Decision:
     return Decision(False, route, rule, tuple(reasons), roles or _NO_ROLES)
+
+
+def _route_for(policy: CompiledPolicy, method: str, host: str, path: str, gateway: str | None):
+    """(route, None) or (None, the refusing Decision): steps 1-3 of the evaluation order."""
+    path = path.partition("?")[0].partition("#")[0]
+    if not path.startswith("/") or (("%" in path or "." in path or "\\" in path) and not _path_is_canonical(path)):
+        return None, _deny(None, [Reason(ReasonCode.PATH_NOT_CANONICAL, f"path {path!r} is not canonical")])
+    host = normalize_request_host(host)
+    index = policy.index if gateway is None else policy.gateway_indexes.get(gateway, _NO_ROUTES)
+    route = find_route(index, host, path)
+    if route is None:
+        where = f" on gateway {gateway}" if gateway else ""
+        return None, _deny(None, [Reason(ReasonCode.NO_ROUTE, f"no route for {host}{path}{where}")])
+    if route.methods and method not in route.methods:
+        allowed = ", ".join(sorted(route.methods))
+        return None, _deny(
+            route, [Reason(ReasonCode.METHOD_NOT_ALLOWED, f"method {method} not allowed (allowed: {allowed})")]
+        )
+    return route, None
 
 
 def decide(
@@ -139,33 +174,25 @@ def decide(
     client_ip: str | None,
     *,
     gateway: str | None = None,
+    signed_link: str | None = None,
 ) -> Decision:
     """Allow or deny one request; every deny names what was missing. ``identity`` is an object with
-    ``subject`` and ``active``, a subject string, or None for an anonymous request."""
-    path = path.partition("?")[0].partition("#")[0]
-    if not path.startswith("/") or (("%" in path or "." in path or "\\" in path) and not _path_is_canonical(path)):
-        return _deny(None, [Reason(ReasonCode.PATH_NOT_CANONICAL, f"path {path!r} is not canonical")])
-    host = normalize_request_host(host)
-    index = policy.index if gateway is None else policy.gateway_indexes.get(gateway, _NO_ROUTES)
-    route = find_route(index, host, path)
-    if route is None:
-        where = f" on gateway {gateway}" if gateway else ""
-        return _deny(None, [Reason(ReasonCode.NO_ROUTE, f"no route for {host}{path}{where}")])
+    ``subject`` and ``active``, a subject string, or None for an anonymous request; ``signed_link``
+    is the allow rule key named by a valid, unexpired signed link the request carries."""
     method = method.upper()
-    if route.methods and method not in route.methods:
-        allowed = ", ".join(sorted(route.methods))
-        return _deny(
-            route, [Reason(ReasonCode.METHOD_NOT_ALLOWED, f"method {method} not allowed (allowed: {allowed})")]
-        )
+    route, refusal = _route_for(policy, method, host, path, gateway)
+    if refusal is not None:
+        return refusal
+    address = _parse_ip(client_ip) if client_ip and route.needs_address else None
+    if signed_link is not None and route.signed_links and method in LINK_METHODS:
+        link_rule = next((rule for rule in route.allow_rules if rule.key == signed_link), None)
+        if link_rule is not None:
+            return _decide_for_link(route, link_rule, address, client_ip)
 
     roles, identity_problem = _resolve_identity(policy, identity)
-    address = _parse_ip(client_ip) if client_ip and route.needs_address else None
-
     for rule in route.deny_rules:
-        if (
-            (rule.auth_mode == "public" or roles is not None)
-            and (rule.auth_mode != "roles" or not rule.roles.isdisjoint(roles))
-            and (not rule.networks or address is None or _in_networks(address, rule.networks))
+        if _identity_holds(rule, roles) and (
+            not rule.networks or address is None or _in_networks(address, rule.networks)
         ):
             return _deny(route, [Reason(ReasonCode.DENIED_BY_RULE, f"denied by rule {rule.key}")], roles, rule)
 
@@ -180,16 +207,55 @@ def decide(
             elif rule.auth_mode == "roles" and rule.roles.isdisjoint(roles):
                 needed = ", ".join(sorted(rule.roles))
                 problems.append(Reason(ReasonCode.MISSING_ROLE, f"requires one of the roles: {needed}"))
-        if rule.networks and not _in_networks(address, rule.networks):
-            problems.append(
-                Reason(
-                    ReasonCode.NETWORK_NOT_ALLOWED,
-                    f"client address {client_ip or 'unknown'} is not in {', '.join(rule.cidrs)}",
-                )
-            )
+        if network_problem := _network_problem(rule, address, client_ip):
+            problems.append(network_problem)
         if not problems:
             return Decision(
                 True, route, rule, (Reason(ReasonCode.ALLOWED, f"allowed by rule {rule.key}"),), roles or _NO_ROLES
             )
         missing.update(dict.fromkeys(problems))
     return _deny(route, missing, roles)
+
+
+def _network_problem(rule: RuleView, address, client_ip: str | None) -> Reason | None:
+    if rule.networks and not _in_networks(address, rule.networks):
+        return Reason(
+            ReasonCode.NETWORK_NOT_ALLOWED, f"client address {client_ip or 'unknown'} is not in {', '.join(rule.cidrs)}"
+        )
+    return None
+
+
+def _decide_for_link(route: RouteView, rule: RuleView, address, client_ip: str | None) -> Decision:
+    for deny in route.deny_rules:
+        if (deny.networks and (address is None or _in_networks(address, deny.networks))) or (
+            deny.auth_mode == "public" and not deny.networks
+        ):
+            return _deny(route, [Reason(ReasonCode.DENIED_BY_RULE, f"denied by rule {deny.key}")], rule=deny)
+    if problem := _network_problem(rule, address, client_ip):
+        return _deny(route, [problem])
+    return Decision(True, route, rule, (Reason(ReasonCode.ALLOWED, f"allowed by rule {rule.key} (signed link)"),))
+
+
+def decide_link_issue(
+    policy: CompiledPolicy, identity: IdentityLike | str, host: str, path: str, *, gateway: str | None = None
+) -> Decision:
+    """May ``identity`` be given a signed link to ``host``/``path``? Allowed names the rule the link
+    will carry. Networks are left to the request that uses the link (see the module docstring)."""
+    route, refusal = _route_for(policy, "GET", host, path, gateway)
+    if refusal is not None:
+        return refusal
+    if not route.signed_links:
+        return _deny(route, [Reason(ReasonCode.SIGNED_LINKS_OFF, f"route {route.key} does not serve signed links")])
+    roles, identity_problem = _resolve_identity(policy, identity)
+    if roles is None:
+        return _deny(route, [identity_problem])
+    for rule in route.deny_rules:
+        if not rule.networks and _identity_holds(rule, roles):
+            return _deny(route, [Reason(ReasonCode.DENIED_BY_RULE, f"denied by rule {rule.key}")], roles, rule)
+    for rule in route.allow_rules:
+        if _identity_holds(rule, roles):
+            return Decision(True, route, rule, (Reason(ReasonCode.ALLOWED, f"allowed by rule {rule.key}"),), roles)
+    needed = sorted({role for rule in route.allow_rules for role in rule.roles})
+    reason = f"requires one of the roles: {', '.join(needed)}" if needed else f"route {route.key} has no allow rule"
+    code = ReasonCode.MISSING_ROLE if needed else ReasonCode.NO_ALLOW_RULE
+    return _deny(route, [Reason(code, reason)], roles)

@@ -168,6 +168,12 @@ class Route(models.Model):
     path_prefix = PathPrefixField(max_length=500, default="/")
     methods = MethodListField(help_text="Empty: every method.")
     upstream_url = UpstreamURLField(max_length=300)
+    signed_links = models.BooleanField(
+        default=False,
+        help_text="Serves artifacts: a GET or HEAD carrying a valid time-limited signed link, issued by "
+        "policyhub to an identity an allow rule admits, is admitted without an edge token. The rule's "
+        "networks still apply when the link is used.",
+    )
     description = models.TextField(blank=True)
 
     class Meta:

@@ -111,6 +111,7 @@ def route_create(
     upstream_url: str,
     path_prefix: str = "/",
     methods: Iterable[str] = (),
+    signed_links: bool = False,
     description: str = "",
 ) -> Route:
     return model_create(
@@ -123,6 +124,7 @@ def route_create(
             "path_prefix": path_prefix,
             "methods": list(methods),
             "upstream_url": upstream_url,
+            "signed_links": signed_links,
             "description": description,
         },
     )

@@ -19,7 +19,8 @@ from apps.policies.choices import Effect
 from apps.policies.models import AccessRule, Gateway, Role, Route
 from apps.policies.roles import effective_roles_by_identity
 
-SNAPSHOT_FORMAT = 1
+# 2: routes carry "signed_links" (format 1 snapshots, stored before it existed, read it as false)
+SNAPSHOT_FORMAT = 2
 _RULE_FIELDS = (
     "effect",
     "auth_mode",
@@ -28,7 +29,7 @@ _RULE_FIELDS = (
     "identity_headers",
     "cache_seconds",
 )
-_ROUTE_FIELDS = ("host", "path_prefix", "methods", "upstream_url")
+_ROUTE_FIELDS = ("host", "path_prefix", "methods", "upstream_url", "signed_links")
 
 
 def content_sha256(text: str) -> str:
@@ -132,6 +133,7 @@ class RouteView:
     path_prefix: str
     methods: frozenset[str]  # empty: every method
     upstream_url: str
+    signed_links: bool  # a valid signed link (GET/HEAD) stands in for the identity
     needs_address: bool  # some rule has CIDRs: only then is the client address parsed
     deny_rules: tuple[RuleView, ...]
     allow_rules: tuple[RuleView, ...]  # most specific first: roles, authenticated, public
@@ -200,6 +202,7 @@ def _compile_route(route: dict) -> RouteView:
         path_prefix=route["path_prefix"],
         methods=frozenset(route["methods"]),
         upstream_url=route["upstream_url"],
+        signed_links=route.get("signed_links", False),
         needs_address=any(rule.networks for rule in rules),
         deny_rules=tuple(rule for rule in rules if rule.effect == Effect.DENY),
         allow_rules=tuple(

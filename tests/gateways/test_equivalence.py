@@ -24,19 +24,22 @@ GATEWAY = "edge"
 ALGORITHMS = {"haproxy": "RS256", "lighttpd": "HS256"}
 
 
+LINK_KEYS = tuple(key_pair(kid=f"link{n}", algorithm="HS256", gateway=GATEWAY)[0] for n in (1, 2))
+
+
 def _prove(content: dict, kind: str) -> verify.ProofResult:
     pairs = [key_pair(kid=f"k{n}", algorithm=ALGORITHMS[kind], gateway=GATEWAY) for n in (1, 2)]
     keys, signers = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
     return verify.prove(
         content=content, sha256=content_sha256(canonical_json(content)), gateway=GATEWAY, kind=kind,
-        keys=keys, signers=signers, issuer="policyhub", deployment_id="proof-test",
+        keys=keys, signers=signers, issuer="policyhub", deployment_id="proof-test", link_keys=LINK_KEYS,
     )  # fmt: skip
 
 
 def _content(*routes) -> dict:
     roles = sorted({role for r in routes for body in r["rules"] for role in body["roles"]})
     gateways = [{"name": GATEWAY, "kind": "haproxy", "listen_address": "127.0.0.1:1", "public_hostnames": []}]
-    return {"format": 1, "roles": roles, "gateways": gateways, "routes": list(routes), "identities": {}}
+    return {"format": 2, "roles": roles, "gateways": gateways, "routes": list(routes), "identities": {}}
 
 
 STORY = _content(
@@ -48,6 +51,10 @@ STORY = _content(
     route("airflow.example.test", "/health", rule("public", cache_seconds=5), methods=["GET", "HEAD"]),
     route("*.apps.example.test", "/", rule("authenticated", identity_headers=["display-name"])),
     route("artifacts.example.test", "/", rule("public", effect="deny", cidrs=["10.66.0.0/16"]), rule("public")),
+    route("artifacts.example.test", "/builds",
+          rule("roles", effect="deny", roles=["contractor"], cidrs=["10.9.0.0/16"]),
+          rule("roles", roles=["ci"], cidrs=["10.20.0.0/16"]), rule("authenticated", cidrs=["10.30.0.0/16"]),
+          rule("roles", roles=["ops"]), methods=["GET", "HEAD", "PUT"], signed_links=True),
 )  # fmt: skip
 
 
@@ -74,6 +81,17 @@ def test_the_proof_catches_a_renderer_that_drops_deny_rules(kind, monkeypatch):
     assert any("denied_by_rule" in m.expected for m in result.mismatches)
 
 
+@pytest.mark.parametrize("kind", ["haproxy", "lighttpd"])
+def test_the_proof_catches_a_gateway_that_does_not_honour_signed_links(kind, monkeypatch):
+    real_render = verify.render
+    monkeypatch.setattr(
+        verify, "render", lambda kind, request: real_render(kind, dataclasses.replace(request, link_keys=()))
+    )
+    result = _prove(STORY, kind)
+    assert result.mismatches
+    assert all(m.case.credential == "link" and m.actual in {"401", "403"} for m in result.mismatches)
+
+
 HOSTS = ["a.example.test", "b.example.test", "*.w.example.test"]
 rules = st.builds(
     lambda effect, mode, roles, cidrs: rule(mode, effect=effect, roles=roles if mode == "roles" else (), cidrs=cidrs),
@@ -84,10 +102,14 @@ rules = st.builds(
 )
 policies = st.dictionaries(
     keys=st.tuples(st.sampled_from(HOSTS), st.sampled_from(["/", "/a", "/a/b"])),
-    values=st.tuples(st.lists(rules, max_size=3), st.sampled_from([(), ("GET",), ("GET", "POST")])),
+    values=st.tuples(st.lists(rules, max_size=3), st.sampled_from([(), ("GET",), ("GET", "POST")]), st.booleans()),
     min_size=1,
     max_size=4,
-).map(lambda table: _content(*(route(h, p, *rs, methods=ms) for (h, p), (rs, ms) in sorted(table.items()))))
+).map(
+    lambda table: _content(
+        *(route(h, p, *rs, methods=ms, signed_links=links) for (h, p), (rs, ms, links) in sorted(table.items()))
+    )
+)
 
 
 @pytest.mark.parametrize("kind", ["haproxy", "lighttpd"])

@@ -19,7 +19,7 @@ from apps.gateways.renderers import render
 from apps.gateways.renderers.base import IDENTITY_HEADERS, RenderError, RenderRequest, VerificationKey
 from apps.gateways.validate import validate
 from apps.policies.snapshot import compile_policy
-from tests.policies.builder import route, rule
+from tests.policies.builder import route, rule, rule_key
 
 GOLDEN = Path(__file__).with_name("golden") / "haproxy"
 GATEWAY = "edge"
@@ -46,6 +46,7 @@ KEYS = (
     VerificationKey("ec-2026", "ES256", EC_PUBLIC_PEM, Secret("")),
     VerificationKey("hmac-2026", "HS256", "", Secret("golden-hmac-secret with 'quotes' \\ and #")),
 )
+LINK_KEYS = (VerificationKey("links-2026", "HS256", "", Secret("golden-link-secret")),)
 ROUTES = (
     route("portal.example.test", "/backstage",
           rule("roles", roles=["dev", "ops"], identity_headers=["subject", "roles"])),
@@ -58,6 +59,8 @@ ROUTES = (
     route("artifacts.example.test", "/",
           rule("public", effect="deny", cidrs=["10.66.0.0/16", "2001:db8::/32", "::ffff:10.0.0.0/104"]),
           rule("public")),
+    route("artifacts.example.test", "/builds", rule("roles", roles=["ci"], cidrs=["10.20.0.0/16"]),
+          rule("roles", roles=["ops"]), signed_links=True),
     route("elsewhere.example.test", "/", rule("public"), gateway="other"),
 )  # fmt: skip
 
@@ -66,12 +69,14 @@ def _content(routes) -> dict:
     roles = sorted({role for r in routes for body in r["rules"] for role in body["roles"]})
     gateways = [{"name": name, "kind": "haproxy", "listen_address": "127.0.0.1:1", "public_hostnames": []}
                 for name in (GATEWAY, "other")]  # fmt: skip
-    return {"format": 1, "roles": roles, "gateways": gateways, "routes": list(routes), "identities": {}}
+    return {"format": 2, "roles": roles, "gateways": gateways, "routes": list(routes), "identities": {}}
 
 
 def _request(routes=ROUTES, keys=KEYS, **changes) -> RenderRequest:
     policy = compile_policy(_content(routes), "0" * 64)
-    request = RenderRequest(policy, GATEWAY, "127.0.0.1:8443", keys, "https://policyhub.example.test", "golden-1")
+    request = RenderRequest(
+        policy, GATEWAY, "127.0.0.1:8443", keys, "https://policyhub.example.test", "golden-1", link_keys=LINK_KEYS
+    )
     return dataclasses.replace(request, **changes)
 
 
@@ -93,8 +98,11 @@ def test_the_rendered_files_match_the_golden_files():
 def test_secrets_are_private_and_public_material_is_not():
     modes = {name: file.mode for name, file in render("haproxy", _request()).files.items()}
     assert modes.pop("keys/hs256.map") == 0o600
+    assert modes.pop("keys/links.map") == 0o600
     assert set(modes.values()) == {0o644}
-    assert "golden-hmac-secret" not in render("haproxy", _request()).files["haproxy.cfg"].content.decode()
+    config = render("haproxy", _request()).files["haproxy.cfg"].content.decode()
+    assert "golden-hmac-secret" not in config
+    assert "golden-link-secret" not in config
 
 
 def test_rendering_is_deterministic_whatever_the_input_order():
@@ -194,11 +202,11 @@ REFUSALS = {
     "listen address with options": ({"listen_address": "127.0.0.1:80 ssl"}, "listen address"),
     "rate limit on a public rule": (
         {"routes": (route("a.test", "/", rule("public", rate_limit_per_minute=5)),)},
-        "rule edge/a.test/#0 of route edge/a.test/",
+        f"rule {rule_key('edge/a.test/', 0)} of route edge/a.test/",
     ),
     "role that could split roles_csv": (
         {"routes": (route("a.test", "/", rule("roles", roles=["a,b"])),)},
-        "rule edge/a.test/#0 of route edge/a.test/",
+        f"rule {rule_key('edge/a.test/', 0)} of route edge/a.test/",
     ),
     "path prefix with a trailing slash": (
         {"routes": (route("a.test", "/x/", rule("public")),)},

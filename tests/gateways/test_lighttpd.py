@@ -15,13 +15,14 @@ from apps.gateways.renderers import render
 from apps.gateways.renderers.base import RenderError, RenderRequest, VerificationKey
 from apps.gateways.renderers.lighttpd import lua_string
 from apps.gateways.validate import validate
-from tests.policies.builder import policy, route, rule
+from tests.policies.builder import policy, route, rule, rule_key
 
 GOLDEN = Path(__file__).with_name("golden") / "lighttpd"
 GATEWAY = "edge"
 ISSUER = "policyhub"  # settings.POLICYHUB_TOKEN_ISSUER: what sign_edge_token writes into iss
 # Fixed key material, so the golden files do not change from run to run.
 GOLDEN_KEY = VerificationKey(kid="edge-hs-1", algorithm="HS256", public_key_pem="", secret=Secret("golden-" * 6))
+GOLDEN_LINK_KEY = VerificationKey("edge-link-1", "HS256", "", Secret("golden-link-secret"))
 
 
 def small_policy():
@@ -36,6 +37,13 @@ def small_policy():
         ),
         route("*.example.com", "/", rule("roles", roles=["admin", "ops"], cidrs=["10.0.0.0/8", "2001:db8::/32"])),
         route("static.example.com", "/assets", rule("public", cache_seconds=300)),
+        route(
+            "static.example.com",
+            "/artifacts",
+            rule("public", effect="deny", cidrs=["192.0.2.0/24"]),
+            rule("roles", roles=["ci"], cidrs=["10.20.0.0/16"]),
+            signed_links=True,
+        ),
         route('quote".local', "/we'ird\\]]", rule("public", cidrs=["::ffff:127.0.0.0/104"])),
         route("other.local", "/", rule("public"), gateway="other"),
         identities={"alice": ["admin"], "bob": []},
@@ -65,6 +73,7 @@ def render_request(compiled, *, listen="127.0.0.1:18080", keys=(GOLDEN_KEY,), up
         issuer=issuer,
         deployment_id="deployment-7",
         upstream_override=upstream_override,
+        link_keys=(GOLDEN_LINK_KEY,),
     )
 
 
@@ -165,14 +174,14 @@ def _key(kid: str, algorithm: str = "HS256", secret: str = "s" * 43) -> Verifica
             policy(route("a.local", "/", rule("public", rate_limit_per_minute=5))),
             (GOLDEN_KEY,),
             "",
-            "rule edge/a.local/#0",
+            f"rule {rule_key('edge/a.local/', 0)}",
             "no identity to rate-limit",
         ),
         (
             policy(route("a.local", "/", rule("authenticated", identity_headers=["shoe-size"]))),
             (GOLDEN_KEY,),
             "",
-            "rule edge/a.local/#0",
+            f"rule {rule_key('edge/a.local/', 0)}",
             "unknown identity headers",
         ),
     ],

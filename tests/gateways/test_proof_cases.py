@@ -55,7 +55,7 @@ def test_too_deep_nesting_is_refused_with_a_reason():
 
 def test_cases_cover_hosts_paths_methods_tokens_and_networks():
     content = {
-        "format": 1, "roles": ["ops"], "gateways": [{"name": "edge"}],
+        "format": 2, "roles": ["ops"], "gateways": [{"name": "edge"}],
         "routes": [
             route("*.apps.example.test", "/admin", rule("roles", roles=["ops"], cidrs=["10.0.0.0/8"]),
                   rule("public", effect="deny", cidrs=["10.9.0.0/16"]), methods=["GET"]),

@@ -1,6 +1,6 @@
 """Build compiled policies directly from snapshot-shaped data, for pure decide() tests."""
 
-from apps.policies.snapshot import compile_policy
+from apps.policies.snapshot import compile_policy, content_sha256
 
 
 def rule(
@@ -24,7 +24,14 @@ def rule(
     }
 
 
-def route(host: str, path_prefix: str = "/", *rules: dict, methods=(), gateway: str = "edge") -> dict:
+def rule_key(route_key: str, index: int) -> str:
+    """Like a snapshot's rule keys: 16 lower-case hex digits (what a signed link names)."""
+    return content_sha256(f"{route_key}#{index}")[:16]
+
+
+def route(
+    host: str, path_prefix: str = "/", *rules: dict, methods=(), gateway: str = "edge", signed_links: bool = False
+) -> dict:
     key = f"{gateway}/{host}{path_prefix}"
     return {
         "key": key,
@@ -34,11 +41,12 @@ def route(host: str, path_prefix: str = "/", *rules: dict, methods=(), gateway: 
         "path_prefix": path_prefix,
         "methods": sorted(methods),
         "upstream_url": "http://127.0.0.1:9000",
-        "rules": [{**body, "key": f"{key}#{index}"} for index, body in enumerate(rules)],
+        "signed_links": signed_links,
+        "rules": [{**body, "key": rule_key(key, index)} for index, body in enumerate(rules)],
     }
 
 
 def policy(*routes: dict, identities: dict[str, list[str]] | None = None):
     roles = sorted({role for r in routes for body in r["rules"] for role in body["roles"]})
-    return compile_policy({"format": 1, "roles": roles, "gateways": [], "routes": list(routes),
+    return compile_policy({"format": 2, "roles": roles, "gateways": [], "routes": list(routes),
                            "identities": identities or {}})  # fmt: skip

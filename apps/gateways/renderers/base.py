@@ -16,14 +16,20 @@ Request handling every renderer implements, in decide()'s order:
    pinned to it; signature, ``exp``/``nbf`` (30 s leeway), ``iss`` == issuer, ``aud`` == gateway name,
    ``sub`` in ``[A-Za-z0-9@._:-]{1,64}``. Any failure means "no identity" (never a 401 by itself:
    a public route still answers). Roles come from the token (``roles`` / ``roles_csv``).
+   On a route with ``signed_links``, a GET or HEAD whose query is exactly a signed link
+   (apps/credentials/links.py) with a kid of ``link_keys``, an expiry still ahead, a rule key of one
+   of the route's allow rules and the right mac is judged as ``decide(…, signed_link=rule key)``
+   judges it, and its edge token is ignored; any other link is no credential at all.
 6. Rules exactly as decide() evaluates them; deny → 401 or 403 per ``expected_status``.
-7. Allowed: rate limit of the admitting rule per (sub, route) per minute → 429 when exceeded;
+7. Allowed: rate limit of the admitting rule per (sub, route) per minute → 429 when exceeded (a
+   signed link has no subject: it is not limited);
    ``Authorization`` removed; the rule's identity headers set from the token; proxied to the route's
    upstream (or ``upstream_override``); with ``cache_seconds`` the response gets
    ``Cache-Control: private, max-age=N`` (``public`` on public rules), else ``no-store``.
 What a proxy cannot express raises ``RenderError`` naming the route or rule and the reason.
 """
 
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,6 +56,9 @@ def cache_control(auth_mode: str, cache_seconds: int) -> str:
     return "no-store"
 
 
+LINK_RULE_KEY = re.compile(r"^[0-9a-f]{16}$")  # what a signed link's ph_rule may name
+
+
 @dataclass(frozen=True)
 class VerificationKey:
     kid: str
@@ -67,6 +76,7 @@ class RenderRequest:
     issuer: str
     deployment_id: str = ""
     upstream_override: str = ""  # http://ip:port used for every route (the proof's echo upstream)
+    link_keys: tuple[VerificationKey, ...] = ()  # HS256 secrets signed links are verified with
 
 
 class RenderError(Exception):

@@ -17,6 +17,7 @@ Verified on Debian's HAProxy 2.6.12 (shared/reference/proxies.md §1 plus the fa
   never appears in ``haproxy.cfg``; RS256/ES256 keys are SPKI PEM files, one pinned line per kid.
 """
 
+import base64
 import ipaddress
 import json
 import re
@@ -32,6 +33,7 @@ from apps.gateways.renderers import register
 from apps.gateways.renderers.base import (
     CLOCK_LEEWAY_SECONDS,
     IDENTITY_HEADERS,
+    LINK_RULE_KEY,
     WELL_KNOWN_PATH,
     RenderError,
     RenderRequest,
@@ -43,6 +45,7 @@ from apps.policies.snapshot import HostIndex, RouteView, RuleView
 SOURCES = Path(__file__).with_name("haproxy")
 MAIN = "haproxy.cfg"
 HMAC_SECRETS = "keys/hs256.map"
+LINK_SECRETS = "keys/links.map"
 SECRET_FILE_MODE = 0o600
 TOKEN_CACHE_SECONDS = 60
 # HAProxy reads pattern files through its 16 kB trash buffer: a longer line would be split in two.
@@ -141,8 +144,9 @@ def _backends(upstreams: list[str]) -> tuple[dict[str, str], str]:
 # Rules ------------------------------------------------------------------------------------------
 
 
-def _rule_text(rule: RuleView, network_ids: dict, where: str) -> str:
-    """``<D|A><P|U|R>:<networks>:<roles>``, plus ``:<limit>:<cache-control>:<headers>`` for allow rules."""
+def _rule_text(rule: RuleView, network_ids: dict, where: str, *, signed_links: bool) -> str:
+    """``<D|A><P|U|R>:<networks>:<roles>``, plus ``:<limit>:<cache-control>:<headers>`` for allow rules
+    and, on routes with signed links, ``:<rule key>`` (what a link names)."""
     if rule.effect not in {"allow", "deny"} or rule.auth_mode not in AUTH_MODES:
         raise RenderError(where, f"unknown effect {rule.effect!r} or auth mode {rule.auth_mode!r}")
     roles = sorted(rule.roles) if rule.auth_mode == "roles" else []
@@ -158,7 +162,12 @@ def _rule_text(rule: RuleView, network_ids: dict, where: str) -> str:
     if unknown := [choice for choice in rule.identity_headers if choice not in IDENTITY_HEADERS]:
         raise RenderError(where, f"unknown identity headers {unknown}")
     caching = cache_control(rule.auth_mode, rule.cache_seconds)
-    return f"A{condition}:{limit or 0}:{caching}:{_delimited(rule.identity_headers)}"
+    text = f"A{condition}:{limit or 0}:{caching}:{_delimited(rule.identity_headers)}"
+    if signed_links:
+        if not LINK_RULE_KEY.match(rule.key):
+            raise RenderError(where, "a signed link names its rule by a 16-digit lower-case hex key")
+        text += f":{rule.key}"
+    return text
 
 
 def _delimited(items) -> str:
@@ -172,10 +181,10 @@ def _route_line(number: int, key: str, route: RouteView, backend: str, network_i
         raise RenderError(where, f"methods {bad} are not upper-case HTTP method names")
     methods = "".join(f"{method}," for method in sorted(route.methods))
     rules = "".join(
-        f"{_rule_text(rule, network_ids, f'rule {rule.key} of {where}')};"
+        f"{_rule_text(rule, network_ids, f'rule {rule.key} of {where}', signed_links=route.signed_links)};"
         for rule in route.deny_rules + route.allow_rules
     )
-    line = f"{key} {number}|{backend}|{',' + methods if methods else '*'}|{rules}"
+    line = f"{key} {number}|{backend}|{',' + methods if methods else '*'}|{rules}{'|L' if route.signed_links else ''}"
     if len(line) >= MAX_MAP_LINE:
         raise RenderError(where, f"its routes.map line is {len(line)} bytes; HAProxy reads at most {MAX_MAP_LINE}")
     return line
@@ -267,6 +276,20 @@ def _keys(keys: tuple[VerificationKey, ...]) -> tuple[dict[str, RenderedFile], s
     return files, "\n".join(checks)
 
 
+def _link_secrets(keys: tuple[VerificationKey, ...]) -> RenderedFile:
+    """kid -> base64 of the secret: the form the ``hmac`` converter takes its key in (from a variable,
+    so no secret is written into haproxy.cfg)."""
+    lines = {}
+    for key in keys:
+        where = f"signed-link key {key.kid}"
+        if not _KID.match(key.kid) or key.kid in lines or key.algorithm != "HS256":
+            raise RenderError(where, "signed-link keys must be HS256 secrets with unique [A-Za-z0-9._-] kids")
+        lines[key.kid] = base64.b64encode(_hmac_secret(key, where).encode()).decode()
+    return RenderedFile(
+        _map_file(f"{kid} {secret}" for kid, secret in sorted(lines.items())).content, mode=SECRET_FILE_MODE
+    )
+
+
 def _identity_header_lines() -> str:
     """One set-header per identity header, for the admitting rule's choices. A claim the token lacks
     sends no header, nor does one with control characters (they could split the header line)."""
@@ -345,6 +368,7 @@ class HaproxyRenderer:
                 "audience": config_word(request.gateway, "gateway"),
                 "identity_headers": _identity_header_lines(),
                 "backends": backend_sections,
+                "link_secrets": LINK_SECRETS,
             },
         )
         files = {
@@ -354,6 +378,7 @@ class HaproxyRenderer:
             "wildcards.map": _map_file(f"{table[1:]} {table}" for table in wildcards),
             "networks.map": networks_file,
             **key_files,
+            LINK_SECRETS: _link_secrets(request.link_keys),
         }
         return RenderedConfig(kind=self.kind, main=MAIN, files=files)
 

@@ -20,9 +20,11 @@ from apps.gateways.renderers import register
 from apps.gateways.renderers.base import (
     CLOCK_LEEWAY_SECONDS,
     IDENTITY_HEADERS,
+    LINK_RULE_KEY,
     WELL_KNOWN_PATH,
     RenderError,
     RenderRequest,
+    VerificationKey,
     cache_control,
 )
 from apps.policies.snapshot import HostIndex, RouteView, RuleView
@@ -215,6 +217,11 @@ def _route_data(route: RouteView, upstreams: _Upstreams) -> dict:
         data["needs_address"] = True
     data["deny"] = _rules_lua(route.deny_rules)
     data["allow"] = _rules_lua(route.allow_rules)
+    if route.signed_links:  # the allow rule a signed link names, by key: its index in "allow"
+        for rule in route.allow_rules:
+            if not LINK_RULE_KEY.match(rule.key):
+                raise RenderError(f"rule {rule.key}", "a signed link names its rule by a 16-digit lower-case hex key")
+        data["links"] = {rule.key: index for index, rule in enumerate(route.allow_rules, start=1)}
     return data
 
 
@@ -231,18 +238,18 @@ def _hosts_lua(tables, upstreams: _Upstreams) -> str:
     return "\n".join(lines)
 
 
-def _keys_data(request: RenderRequest) -> dict:
-    keys: dict[str, dict] = {}
-    for key in sorted(request.keys, key=lambda key: key.kid):
+def _keys_data(keys: tuple[VerificationKey, ...]) -> dict[str, dict]:
+    data: dict[str, dict] = {}
+    for key in sorted(keys, key=lambda key: key.kid):
         where = f"key {key.kid}"
         if key.algorithm != "HS256":
             raise RenderError(where, "lighttpd verifies HS256 natively; RS256/ES256 need lua-luaossl")
         if not key.secret:
             raise RenderError(where, "an HS256 key needs its shared secret")
-        if key.kid in keys:
+        if key.kid in data:
             raise RenderError(where, "the kid is listed twice")
-        keys[key.kid] = {"alg": key.algorithm, "secret": key.secret.reveal()}
-    return keys
+        data[key.kid] = {"alg": key.algorithm, "secret": key.secret.reveal()}
+    return data
 
 
 def _policy_lua(request: RenderRequest, upstreams: _Upstreams) -> str:
@@ -257,7 +264,8 @@ def _policy_lua(request: RenderRequest, upstreams: _Upstreams) -> str:
         "identity_headers": [name for name, _claim in IDENTITY_HEADERS.values()],
         "upstream_header": UPSTREAM_HEADER,
         "cache_control_env": CACHE_CONTROL_ENV,
-        "keys": _keys_data(request),
+        "keys": _keys_data(request.keys),
+        "link_keys": {kid: key["secret"] for kid, key in _keys_data(request.link_keys).items()},
     }
     fields = [f"    {name} = {lua_value(value)}," for name, value in scalars.items()]
     fields.append(f"    exact = {_hosts_lua(index.exact, upstreams)},")

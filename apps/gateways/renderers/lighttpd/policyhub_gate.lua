@@ -132,6 +132,32 @@ local function verified_claims(c, policy, authorization, now)
   return claims
 end
 
+-- Signed links (apps/credentials/links.py) ----------------------------------------------------
+
+local LINK_QUERY = "^ph_kid=([A-Za-z0-9._-]+)&ph_exp=(%d+)&ph_rule=([0-9a-f]+)&ph_sig=([A-Za-z0-9_-]+)$"
+local LINK_MAC_BYTES = 32
+
+-- The allow rule a valid signed link names, else nil: then the request is judged on its token.
+local function link_rule(c, policy, route, method, raw_target, host, path, now)
+  if route.links == nil or (method ~= "GET" and method ~= "HEAD") then
+    return nil
+  end
+  local kid, expires, rule_key, mac64 = (raw_target:match("^[^?#]*%?([^#]*)") or ""):match(LINK_QUERY)
+  local secret = kid and policy.link_keys[kid]
+  if not secret or #expires > 12 or tonumber(expires) <= now or #rule_key ~= 16 or #mac64 ~= 43 then
+    return nil
+  end
+  local index, mac = route.links[rule_key], c.b64urldec(mac64)
+  if index == nil or mac == nil or #mac ~= LINK_MAC_BYTES then
+    return nil
+  end
+  local message = expires .. ":" .. rule_key .. ":" .. host .. ":" .. path
+  if not c.digest_eq(c.hmac("sha256", secret, message), c.hexenc(mac)) then
+    return nil
+  end
+  return route.allow[index]
+end
+
 -- The token's roles as a set, and as the "a,b" value of the roles identity header.
 local function token_roles(claims)
   local names = {}
@@ -298,6 +324,21 @@ local function evaluate(route, roles, address)
   return nil, identity_needed and 401 or 403
 end
 
+-- A link holder's identity was judged when the link was issued; the network is judged now.
+local function evaluate_link(route, rule, address)
+  for _, deny in ipairs(route.deny) do
+    if (deny.networks and (address == nil or in_networks(address, deny.networks)))
+      or (deny.networks == nil and deny.mode == "public")
+    then
+      return nil, 403
+    end
+  end
+  if rule.networks == nil or in_networks(address, rule.networks) then
+    return rule
+  end
+  return nil, 403
+end
+
 -- Rate limits: per (subject, route) per clock minute, in this process --------------------------
 
 local window = { minute = nil, counts = {} }
@@ -359,7 +400,8 @@ end
 function M.handle(lighty, version, build)
   local policy = policy_data(version, build)
   local r, c = lighty.r, lighty.c
-  local path = request_path(r.req_attr["request.orig-uri"] or "")
+  local raw_target = r.req_attr["request.orig-uri"] or ""
+  local path = request_path(raw_target)
   local method = (r.req_attr["request.method"] or ""):upper()
   if method == "GET" and path == policy.well_known_path then
     r.resp_header["Content-Type"] = "application/json"
@@ -373,7 +415,8 @@ function M.handle(lighty, version, build)
   if not is_canonical(path) then
     return refuse(r, 400)
   end
-  local route = find_route(policy, normalize_host(r.req_attr["uri.authority"] or ""), path)
+  local host = normalize_host(r.req_attr["uri.authority"] or "")
+  local route = find_route(policy, host, path)
   if route == nil then
     return refuse(r, 404)
   end
@@ -382,20 +425,26 @@ function M.handle(lighty, version, build)
     return refuse(r, 405)
   end
   local now = c.time()
-  local claims = verified_claims(c, policy, r.req_header["Authorization"], now)
-  local roles, roles_header
-  if claims then
-    roles, roles_header = token_roles(claims)
-  end
   local address = route.needs_address and parse_address(r.req_attr["request.remote-addr"]) or nil
-  local rule, status = evaluate(route, roles, address)
+  local rule, status, claims, roles_header
+  local linked = link_rule(c, policy, route, method, raw_target, host, path, now)
+  if linked then
+    rule, status = evaluate_link(route, linked, address)
+  else
+    claims = verified_claims(c, policy, r.req_header["Authorization"], now)
+    local roles
+    if claims then
+      roles, roles_header = token_roles(claims)
+    end
+    rule, status = evaluate(route, roles, address)
+  end
   if rule == nil then
     if status == 401 then
       r.resp_header["WWW-Authenticate"] = "Bearer"
     end
     return refuse(r, status)
   end
-  if rule.rate_limit and over_limit(rule, route, claims.sub, now) then
+  if rule.rate_limit and claims and over_limit(rule, route, claims.sub, now) then
     return refuse(r, 429)
   end
   r.req_header["Authorization"] = nil
