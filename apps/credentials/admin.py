@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from apps.core.admin import ReadOnlyModelAdmin
-from apps.credentials.models import SigningKey
+from apps.credentials.models import Certificate, SigningKey
 
 
 @admin.register(SigningKey)
@@ -13,4 +13,16 @@ class SigningKeyAdmin(ReadOnlyModelAdmin):
     search_fields = ("kid", "gateway__name")
     exclude = ("private_material",)
     readonly_fields = ("gateway", "purpose", "kid", "algorithm", "state", "public_key_pem", "not_before", "not_after")
+    list_select_related = ("gateway",)
+
+
+@admin.register(Certificate)
+class CertificateAdmin(ReadOnlyModelAdmin):
+    """Read-only: certificates are added through ``services.certificate_add``, which checks them."""
+
+    list_display = ("subject", "gateway", "not_after", "fingerprint_sha256")
+    list_filter = ("gateway",)
+    search_fields = ("subject", "fingerprint_sha256", "gateway__name")
+    exclude = ("private_key",)
+    readonly_fields = ("gateway", "subject", "dns_names", "not_after", "fingerprint_sha256", "chain_pem")
     list_select_related = ("gateway",)

@@ -47,3 +47,24 @@ class SigningKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kid} ({self.purpose}, {self.algorithm}, {self.state})"
+
+
+class Certificate(models.Model):
+    """A TLS certificate chain a gateway terminates TLS with; its private key is encrypted at rest.
+
+    Subject and expiry are parsed from the chain when it is added (``services.certificate_add``)."""
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.PROTECT, related_name="certificates")
+    chain_pem = models.TextField(help_text="PEM: the certificate first, then its intermediates.")
+    private_key = EncryptedTextField()
+    subject = models.CharField(max_length=300)
+    dns_names = models.JSONField(default=list, help_text="The certificate's DNS subject alternative names.")
+    not_after = models.DateTimeField()
+    fingerprint_sha256 = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["gateway_id", "created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.subject} (until {self.not_after:%Y-%m-%d})"

@@ -5,7 +5,7 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from apps.credentials.choices import ACCEPTED_STATES, KeyPurpose, KeyState, SigningAlgorithm
-from apps.credentials.models import SigningKey
+from apps.credentials.models import Certificate, SigningKey
 from apps.policies.choices import GatewayKind
 from apps.policies.models import Gateway
 
@@ -32,3 +32,8 @@ def signing_key_for_minting(
 def signing_keys_accepted(*, gateway: Gateway, purpose: str = KeyPurpose.EDGE_TOKEN) -> QuerySet[SigningKey]:
     """Every key for ``purpose`` the gateway's proxy must verify with (next, active and retiring), in kid order."""
     return SigningKey.objects.filter(gateway=gateway, purpose=purpose, state__in=ACCEPTED_STATES).order_by("kid")
+
+
+def gateway_certificates(*, gateway: Gateway, now: datetime) -> QuerySet[Certificate]:
+    """The certificates the gateway terminates TLS with: unexpired ones, oldest first (the default)."""
+    return Certificate.objects.filter(gateway=gateway, not_after__gt=now).order_by("created_at", "id")

@@ -5,15 +5,17 @@ import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from apps.core.actors import Actor
 from apps.core.crypto import Secret
 from apps.core.services import model_create, model_update
+from apps.credentials.certificates import CertificateRejected, parse_certificate
 from apps.credentials.choices import KeyPurpose, KeyState
 from apps.credentials.material import generate_key_material
-from apps.credentials.models import SigningKey
+from apps.credentials.models import Certificate, SigningKey
 from apps.credentials.selectors import gateway_signing_algorithm
 from apps.policies.models import Gateway
 
@@ -62,3 +64,24 @@ def signing_key_activate(*, key: SigningKey, actor: Actor) -> SigningKey:
     for previous in active:
         model_update(instance=previous, actor=actor, data={"state": KeyState.RETIRING})
     return model_update(instance=key, actor=actor, data={"state": KeyState.ACTIVE})[0]
+
+
+def certificate_add(*, gateway: Gateway, chain_pem: str, private_key_pem: str, actor: Actor) -> Certificate:
+    """Store a TLS certificate for ``gateway`` after checking it (ValidationError says what is wrong)."""
+    try:
+        parsed = parse_certificate(chain_pem, private_key_pem, now=timezone.now())
+    except CertificateRejected as error:
+        raise ValidationError({"chain_pem": str(error)}) from None
+    return model_create(
+        model=Certificate,
+        actor=actor,
+        data={
+            "gateway": gateway,
+            "chain_pem": chain_pem,
+            "private_key": Secret(private_key_pem),
+            "subject": parsed.subject,
+            "dns_names": parsed.dns_names,
+            "not_after": parsed.not_after,
+            "fingerprint_sha256": parsed.fingerprint_sha256,
+        },
+    )

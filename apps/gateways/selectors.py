@@ -1,11 +1,12 @@
 """Reads for gateways: everything a renderer needs, gathered from the database."""
 
 from django.conf import settings
+from django.utils import timezone
 
 from apps.core.crypto import Secret
 from apps.credentials.choices import KeyPurpose, SigningAlgorithm
-from apps.credentials.selectors import signing_keys_accepted
-from apps.gateways.renderers.base import RenderRequest, VerificationKey
+from apps.credentials.selectors import gateway_certificates, signing_keys_accepted
+from apps.gateways.renderers.base import RenderRequest, TlsCertificate, VerificationKey
 from apps.policies.models import Gateway, PolicySnapshot
 from apps.policies.selectors import compiled_policy
 
@@ -41,4 +42,12 @@ def render_request_for(
         deployment_id=deployment_id,
         upstream_override=upstream_override,
         link_keys=verification_keys(gateway=gateway, purpose=KeyPurpose.SIGNED_LINK),
+        certificates=tls_certificates(gateway=gateway),
+    )
+
+
+def tls_certificates(*, gateway: Gateway) -> tuple[TlsCertificate, ...]:
+    return tuple(
+        TlsCertificate(chain_pem=certificate.chain_pem, private_key=certificate.private_key)
+        for certificate in gateway_certificates(gateway=gateway, now=timezone.now())
     )

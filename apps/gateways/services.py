@@ -9,7 +9,7 @@ from apps.core.actors import Actor
 from apps.credentials.choices import KeyPurpose
 from apps.credentials.mint import TokenSigner
 from apps.credentials.selectors import signing_keys_accepted
-from apps.gateways.selectors import verification_keys
+from apps.gateways.selectors import tls_certificates, verification_keys
 from apps.gateways.verify import ProofResult, prove
 from apps.policies.models import Gateway, PolicySnapshot
 
@@ -31,6 +31,7 @@ def gateway_prove(*, gateway: Gateway, snapshot: PolicySnapshot, actor: Actor) -
         signers=signers,
         issuer=settings.POLICYHUB_TOKEN_ISSUER,
         link_keys=verification_keys(gateway=gateway, purpose=KeyPurpose.SIGNED_LINK),
+        certificates=tls_certificates(gateway=gateway),
     )
     audit_record(
         actor=actor,

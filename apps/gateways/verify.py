@@ -9,6 +9,7 @@ token stripped). Any difference is a mismatch; zero mismatches is the only pass.
 import http.client
 import json
 import secrets
+import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,7 +26,13 @@ from apps.gateways.live import free_loopback_port, running_proxy
 from apps.gateways.outcomes import expected_status
 from apps.gateways.proof_cases import ProbeCase, gateway_wide_cases, loopback_content, probe_cases
 from apps.gateways.renderers import render
-from apps.gateways.renderers.base import IDENTITY_HEADERS, WELL_KNOWN_PATH, RenderRequest, VerificationKey
+from apps.gateways.renderers.base import (
+    IDENTITY_HEADERS,
+    WELL_KNOWN_PATH,
+    RenderRequest,
+    TlsCertificate,
+    VerificationKey,
+)
 from apps.gateways.validate import Problem, validate
 from apps.policies.decide import Decision, decide
 from apps.policies.snapshot import compile_policy
@@ -85,11 +92,21 @@ def _target(case: ProbeCase, link_key: VerificationKey | None) -> str:
     return f"{case.path}?{link_query(signer, expires=expires, rule=case.link_rule, host=case.host, path=signed_path)}"
 
 
-def _send(port: int, case: ProbeCase, token: EdgeToken | None, target: str) -> tuple[int, dict | None]:
+def _connection(port: int, client_ip: str, tls: bool) -> http.client.HTTPConnection:
+    if not tls:
+        return http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(client_ip, 0))
+    # The proof checks the policy, not the PKI: the gateway's certificate is not verified here.
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return http.client.HTTPSConnection("127.0.0.1", port, timeout=10, source_address=(client_ip, 0), context=context)
+
+
+def _send(port: int, case: ProbeCase, token: EdgeToken | None, target: str, tls: bool) -> tuple[int, dict | None]:
     headers = {"Host": case.host, **SPOOFED_HEADERS}
     if token:
         headers["Authorization"] = f"Bearer {token.token}"
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(case.client_ip, 0))
+    connection = _connection(port, case.client_ip, tls)
     try:
         connection.request(case.method, target, headers=headers)
         response = connection.getresponse()
@@ -133,9 +150,11 @@ def prove(
     issuer: str,
     deployment_id: str = "",
     link_keys: tuple[VerificationKey, ...] = (),
+    certificates: tuple[TlsCertificate, ...] = (),
 ) -> ProofResult:
     """Render ``gateway``'s part of the snapshot ``content``, run it, and probe every class
-    (signed-link classes when there are ``link_keys`` to sign probe links with)."""
+    (signed-link classes when there are ``link_keys`` to sign probe links with; over TLS when the
+    gateway has ``certificates``)."""
     if not signers:
         raise ValueError(f"gateway {gateway} has no signing key to mint probe tokens with")
     mapped, mapping = loopback_content(content, gateway)
@@ -146,7 +165,15 @@ def prove(
     port = free_loopback_port()
     with echo_upstream() as upstream:
         request = RenderRequest(
-            policy, gateway, f"127.0.0.1:{port}", keys, issuer, deployment_id, upstream, link_keys=link_keys
+            policy,
+            gateway,
+            f"127.0.0.1:{port}",
+            keys,
+            issuer,
+            deployment_id,
+            upstream,
+            link_keys=link_keys,
+            certificates=certificates,
         )
         rendered = render(kind, request)
         validation = validate(rendered)
@@ -154,7 +181,8 @@ def prove(
             return ProofResult(gateway, kind, problems=validation.problems)
         mismatches = []
         with running_proxy(rendered, port=port):
-            mismatches += _well_known_mismatches(port, gateway, sha256, deployment_id)
+            tls = bool(certificates)
+            mismatches += _well_known_mismatches(port, gateway, sha256, deployment_id, tls)
             for case, subject, n in zip(cases, subjects, count(), strict=False):
                 token = _token(case, subject, signers[n % len(signers)], issuer)
                 identity = subject if case.credential == "valid" else None
@@ -170,7 +198,7 @@ def prove(
                     signed_link=link,
                 )
                 link_key = link_keys[n % len(link_keys)] if link_keys else None
-                status, echoed = _send(port, case, token, _target(case, link_key))
+                status, echoed = _send(port, case, token, _target(case, link_key), tls)
                 if status != expected_status(decision):
                     mismatches.append(
                         Mismatch(case, f"{expected_status(decision)} ({decision.reasons[0].code})", str(status))
@@ -188,9 +216,9 @@ def prove(
     return ProofResult(gateway, kind, requests=len(cases) + 1, mismatches=tuple(mismatches))
 
 
-def _well_known_mismatches(port: int, gateway: str, sha256: str, deployment_id: str) -> list[Mismatch]:
+def _well_known_mismatches(port: int, gateway: str, sha256: str, deployment_id: str, tls: bool) -> list[Mismatch]:
     case = ProbeCase("GET", "anything.invalid", WELL_KNOWN_PATH, "127.0.0.1", "none", frozenset())
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection = _connection(port, case.client_ip, tls)
     try:
         connection.request("GET", WELL_KNOWN_PATH, headers={"Host": case.host})
         response = connection.getresponse()

@@ -18,6 +18,7 @@ from apps.policies.services import snapshot_build
 from apps.policies.snapshot import content_sha256
 from tests.policies.builder import route, rule
 from tests.support.keys import key_pair
+from tests.support.tls import tls_certificate
 
 pytestmark = pytest.mark.slow
 GATEWAY = "edge"
@@ -27,12 +28,12 @@ ALGORITHMS = {"haproxy": "RS256", "lighttpd": "HS256"}
 LINK_KEYS = tuple(key_pair(kid=f"link{n}", algorithm="HS256", gateway=GATEWAY)[0] for n in (1, 2))
 
 
-def _prove(content: dict, kind: str) -> verify.ProofResult:
+def _prove(content: dict, kind: str, **extra) -> verify.ProofResult:
     pairs = [key_pair(kid=f"k{n}", algorithm=ALGORITHMS[kind], gateway=GATEWAY) for n in (1, 2)]
     keys, signers = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
     return verify.prove(
         content=content, sha256=content_sha256(canonical_json(content)), gateway=GATEWAY, kind=kind,
-        keys=keys, signers=signers, issuer="policyhub", deployment_id="proof-test", link_keys=LINK_KEYS,
+        keys=keys, signers=signers, issuer="policyhub", deployment_id="proof-test", link_keys=LINK_KEYS, **extra,
     )  # fmt: skip
 
 
@@ -64,6 +65,15 @@ def test_a_policy_with_every_feature_is_proven_equal(kind):
     assert result.problems == ()
     assert [m.describe() for m in result.mismatches] == []
     assert result.requests > 300
+
+
+@pytest.mark.parametrize("kind", ["haproxy", "lighttpd"])
+def test_the_proof_runs_over_tls_when_the_gateway_has_a_certificate(kind):
+    content = _content(*STORY["routes"][:2], STORY["routes"][-1])
+    result = _prove(content, kind, certificates=(tls_certificate("portal.example.test"),))
+    assert result.problems == ()
+    assert [m.describe() for m in result.mismatches] == []
+    assert result.requests > 100
 
 
 @pytest.mark.parametrize("kind", ["haproxy", "lighttpd"])

@@ -4,7 +4,8 @@ A renderer turns one gateway's part of a compiled policy into a ``RenderedConfig
 admits exactly what ``decide(policy, …, gateway=name)`` admits, answering with ``expected_status``
 (apps/gateways/outcomes.py). Rendering is deterministic: equal requests give byte-identical files.
 
-Request handling every renderer implements, in decide()'s order:
+With ``certificates`` the proxy terminates TLS (1.2 and later) on its listen address, and speaks
+nothing else there. Request handling every renderer implements, in decide()'s order:
 1. ``GET WELL_KNOWN_PATH`` answers 200 JSON ``{"gateway", "snapshot", "deployment"}`` (no token needed).
 2. Client-sent copies of every ``IDENTITY_HEADERS`` value are removed.
 3. Non-canonical raw paths → 400, before routing: a ``.`` or ``..`` segment, a backslash, or a
@@ -31,9 +32,14 @@ What a proxy cannot express raises ``RenderError`` naming the route or rule and 
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from apps.core.crypto import Secret
+from apps.credentials.certificates import CertificateRejected, parse_certificate
 from apps.gateways.rendered import RenderedConfig
 from apps.policies.snapshot import CompiledPolicy
 
@@ -68,6 +74,12 @@ class VerificationKey:
 
 
 @dataclass(frozen=True)
+class TlsCertificate:
+    chain_pem: str  # the certificate, then its intermediates
+    private_key: Secret  # PEM
+
+
+@dataclass(frozen=True)
 class RenderRequest:
     policy: CompiledPolicy
     gateway: str
@@ -77,6 +89,7 @@ class RenderRequest:
     deployment_id: str = ""
     upstream_override: str = ""  # http://ip:port used for every route (the proof's echo upstream)
     link_keys: tuple[VerificationKey, ...] = ()  # HS256 secrets signed links are verified with
+    certificates: tuple[TlsCertificate, ...] = ()  # any: the gateway speaks TLS only; the first is the default
 
 
 class RenderError(Exception):
@@ -86,6 +99,23 @@ class RenderError(Exception):
         super().__init__(f"{where}: {reason}")
         self.where = where
         self.reason = reason
+
+
+def tls_material(certificate: TlsCertificate, where: str) -> tuple[bytes, bytes]:
+    """(chain PEM, PKCS#8 key PEM), re-encoded from what was parsed, after the checks of an upload:
+    a request can carry material that never passed the model (the proof's, a test's)."""
+    chain_pem, key_pem = certificate.chain_pem, certificate.private_key.reveal()
+    try:
+        parse_certificate(chain_pem, key_pem, now=datetime.now(UTC))
+    except CertificateRejected as error:
+        raise RenderError(where, str(error)) from None
+    chain = b"".join(
+        cert.public_bytes(serialization.Encoding.PEM) for cert in x509.load_pem_x509_certificates(chain_pem.encode())
+    )
+    key = serialization.load_pem_private_key(key_pem.encode(), password=None).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return chain, key
 
 
 class Renderer(Protocol):

@@ -37,8 +37,10 @@ from apps.gateways.renderers.base import (
     WELL_KNOWN_PATH,
     RenderError,
     RenderRequest,
+    TlsCertificate,
     VerificationKey,
     cache_control,
+    tls_material,
 )
 from apps.policies.snapshot import HostIndex, RouteView, RuleView
 
@@ -308,6 +310,18 @@ def _identity_header_lines() -> str:
     return "\n".join(lines)
 
 
+def _tls(certificates: tuple[TlsCertificate, ...]) -> tuple[dict[str, RenderedFile], str]:
+    """(one 0600 chain-and-key file per certificate, the bind line's TLS options): HAProxy picks the
+    certificate by SNI among them, the first when the client names none it holds."""
+    files = {}
+    for number, certificate in enumerate(certificates, start=1):
+        chain, key = tls_material(certificate, f"certificate {number}")
+        files[f"tls/certificate-{number}.pem"] = RenderedFile(chain + key, mode=SECRET_FILE_MODE)
+    if not files:
+        return files, ""
+    return files, " ssl " + " ".join(f"crt {name}" for name in files) + " ssl-min-ver TLSv1.2 alpn http/1.1"
+
+
 # The config -------------------------------------------------------------------------------------
 
 
@@ -354,11 +368,13 @@ class HaproxyRenderer:
         exact = [table for table in tables if not table.startswith("*.")]
         wildcards = sorted((table for table in tables if table.startswith("*.")), key=lambda t: (-len(t), t))
         key_files, signature_checks = _keys(request.keys)
+        tls_files, bind_tls = _tls(request.certificates)
         config = _fill(
             _source("haproxy.cfg.in"),
             {
                 "gateway": request.gateway,
                 "listen_address": request.listen_address,
+                "bind_tls": bind_tls,
                 "token_cache_seconds": str(TOKEN_CACHE_SECONDS),
                 "well_known_json": _well_known(request),
                 "well_known_path": WELL_KNOWN_PATH,
@@ -379,6 +395,7 @@ class HaproxyRenderer:
             "networks.map": networks_file,
             **key_files,
             LINK_SECRETS: _link_secrets(request.link_keys),
+            **tls_files,
         }
         return RenderedConfig(kind=self.kind, main=MAIN, files=files)
 

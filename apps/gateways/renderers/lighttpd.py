@@ -24,8 +24,10 @@ from apps.gateways.renderers.base import (
     WELL_KNOWN_PATH,
     RenderError,
     RenderRequest,
+    TlsCertificate,
     VerificationKey,
     cache_control,
+    tls_material,
 )
 from apps.policies.snapshot import HostIndex, RouteView, RuleView
 
@@ -273,6 +275,32 @@ def _policy_lua(request: RenderRequest, upstreams: _Upstreams) -> str:
     return "{\n" + "\n".join(fields) + "\n  }"
 
 
+# TLS -------------------------------------------------------------------------------------------
+
+TLS_CHAIN = "tls/certificate.pem"
+TLS_KEY = "tls/certificate.key"
+
+
+def _tls(certificates: tuple[TlsCertificate, ...], gateway: str) -> tuple[dict[str, RenderedFile], str]:
+    """(the chain and its 0600 key, the mod_openssl settings) for the gateway's one certificate."""
+    if not certificates:
+        return {}, ""
+    if len(certificates) > 1:
+        raise RenderError(
+            f"gateway {gateway}",
+            "this renderer gives lighttpd one certificate; choosing among several by SNI is not rendered yet",
+        )
+    chain, key = tls_material(certificates[0], "certificate 1")
+    settings = (
+        'server.modules += ("mod_openssl")\n'
+        'ssl.engine = "enable"\n'
+        f'ssl.pemfile = var.CWD + "/{TLS_CHAIN}"\n'
+        f'ssl.privkey = var.CWD + "/{TLS_KEY}"\n'
+        'ssl.openssl.ssl-conf-cmd = ("MinProtocol" => "TLSv1.2")\n'
+    )
+    return {TLS_CHAIN: RenderedFile(chain), TLS_KEY: RenderedFile(key, mode=SECRET_FILE_MODE)}, settings
+
+
 # The renderer ----------------------------------------------------------------------------------
 
 
@@ -294,6 +322,7 @@ class LighttpdRenderer:
     def render(self, request: RenderRequest) -> RenderedConfig:
         bind, port = _listen(request.listen_address, request.gateway)
         upstreams = _Upstreams(request.upstream_override)
+        tls_files, tls_settings = _tls(request.certificates, request.gateway)
         policy = _policy_lua(request, upstreams)
         library = _source(LIBRARY).encode()
         policy_script = _template(
@@ -307,6 +336,7 @@ class LighttpdRenderer:
             f"{MAIN}.in",
             bind=_conf_string(bind),
             port=str(port),
+            tls=tls_settings,
             policy_script=POLICY_SCRIPT,
             forward_script=FORWARD_SCRIPT,
             response_script=RESPONSE_SCRIPT,
@@ -323,6 +353,7 @@ class LighttpdRenderer:
             RESPONSE_SCRIPT: RenderedFile(
                 _template(f"{RESPONSE_SCRIPT}.in", cache_control_env=lua_string(CACHE_CONTROL_ENV))
             ),
+            **tls_files,
         }
         return RenderedConfig(kind=self.kind, main=MAIN, files=files)
 
