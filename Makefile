@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint format check bench clean
+.PHONY: help demo test lint format check bench bench-proxies clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ check: $(VENV)/.dev ## Django deploy checks with production settings, and no pen
 
 bench: $(VENV)/.dev ## snapshot build and decide() throughput on 10,000 routes and 100,000 identities
 	$(BIN)/python -m benchmarks.bench_policy
+
+bench-proxies: $(VENV)/.runtime ## HAProxy and lighttpd req/s with the rendered policy vs the bare proxy (wrk, loopback)
+	$(BIN)/python -m benchmarks.bench_proxies $(BENCH_ARGS)
 
 clean: ## remove the virtualenv and local state
 	rm -rf $(VENV) var
