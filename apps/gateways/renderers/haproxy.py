@@ -293,20 +293,34 @@ def _link_secrets(keys: tuple[VerificationKey, ...]) -> RenderedFile:
 
 
 def _identity_header_lines() -> str:
-    """One set-header per identity header, for the admitting rule's choices. A claim the token lacks
-    sends no header, nor does one with control characters (they could split the header line)."""
+    """Per identity header the admitting rule forwards: its claim, read once, then the header. A
+    claim the token lacks sends no header, nor does one with control characters (they could split
+    the header line); the subject matched [A-Za-z0-9@._:-]{1,64} when the token was checked."""
     lines = []
     for choice, (name, claim) in IDENTITY_HEADERS.items():
-        condition = f"{{ var(txn.forward) -m sub ,{choice}, }}"
-        if claim == "sub":  # matched [A-Za-z0-9@._:-]{1,64} already
-            value = "%[var(txn.sub)]"
+        wanted = f"{{ var(txn.forward) -m sub ,{choice}, }}"
+        if claim == "sub":
+            lines.append(
+                f"    http-request set-var(txn.sub) var(txn.bearer),jwt_payload_query('$.sub') if {wanted} "
+                "!{ var(txn.sub) -m found }"
+            )
+            lines.append(f"    http-request set-header {name} %[var(txn.sub)] if {wanted}")
         elif claim == "roles_csv":  # forwarded as "a,b", without the delimiting commas
-            value = """'%[var(txn.roles),regsub("^,|,$","",g)]'"""
-            condition += " { var(txn.roles) -m reg '^[^[:cntrl:]]*\\z' }"
+            lines.append(
+                f"    http-request set-var(txn.roles) var(txn.bearer),jwt_payload_query('$.roles_csv') if {wanted} "
+                "!{ var(txn.roles) -m found }"
+            )
+            lines.append(
+                f"""    http-request set-header {name} '%[var(txn.roles),regsub("^,|,$","",g)]' """
+                f"if {wanted} {{ var(txn.roles) -m reg '^[^[:cntrl:]]*\\z' }}"
+            )
         else:
-            value = f"%[var(txn.bearer),jwt_payload_query('$.{claim}')]"
-            condition += f" {{ var(txn.bearer),jwt_payload_query('$.{claim}') -m reg '^[^[:cntrl:]]*\\z' }}"
-        lines.append(f"    http-request set-header {name} {value} if {condition}")
+            variable = f"txn.claim_{claim}"
+            lines.append(
+                f"    http-request set-var({variable}) var(txn.bearer),jwt_payload_query('$.{claim}') if {wanted}"
+            )
+            printable = f"{{ var({variable}) -m reg '^[^[:cntrl:]]*\\z' }}"
+            lines.append(f"    http-request set-header {name} %[var({variable})] if {printable}")
     return "\n".join(lines)
 
 

@@ -26,6 +26,9 @@ local function is_canonical(path)
   if path:sub(1, 1) ~= "/" then
     return false
   end
+  if not path:find("[%%\\]") and not path:find("/.", 1, true) then -- the common case, without loops
+    return true
+  end
   if path:find("\\", 1, true) then
     return false
   end
@@ -45,6 +48,11 @@ end
 -- Routes -----------------------------------------------------------------------------------------
 
 local function normalize_host(authority)
+  -- the common case: a lower-case name, maybe with a port, that the general path would return as is
+  local simple = authority:match("^([a-z0-9_%-%.]*[a-z0-9_%-])$") or authority:match("^([a-z0-9_%-%.]*[a-z0-9_%-]):%d*$")
+  if simple then
+    return simple
+  end
   local host = authority:match("^%s*(.-)%s*$"):lower()
   if host:sub(1, 1) == "[" then -- IPv6 literal, possibly with a port
     local close = host:find("]", 1, true)
@@ -181,6 +189,37 @@ local function token_roles(claims)
   end
   table.sort(unique)
   return set, table.concat(unique, ",")
+end
+
+-- Verified tokens, per process: the full Authorization value -> its claims and roles. A hit skips
+-- the signature and the JSON; the clock is checked on every request. Only tokens that passed
+-- every check are kept; the table starts over when full and whenever the policy data changes.
+local TOKEN_CACHE_SIZE = 10000
+local verified = { entries = {}, count = 0 }
+
+local function identity_of(c, policy, authorization, now)
+  if authorization == nil then
+    return nil
+  end
+  local entry = verified.entries[authorization]
+  if entry == nil then
+    local claims = verified_claims(c, policy, authorization, now)
+    if claims == nil then
+      return nil
+    end
+    local roles, roles_header = token_roles(claims)
+    entry = { claims = claims, roles = roles, roles_header = roles_header, header_values = {} }
+    if verified.count >= TOKEN_CACHE_SIZE then
+      verified.entries, verified.count = {}, 0
+    end
+    verified.entries[authorization] = entry
+    verified.count = verified.count + 1
+  elseif entry.claims.exp <= now - policy.leeway
+    or (entry.claims.nbf ~= nil and entry.claims.nbf > now + policy.leeway)
+  then
+    return nil
+  end
+  return entry
 end
 
 -- Client addresses -------------------------------------------------------------------------------
@@ -362,19 +401,27 @@ local current = { version = nil, policy = nil }
 local function policy_data(version, build)
   if current.version ~= version then
     current.policy, current.version = build(), version
+    verified.entries, verified.count = {}, 0 -- keys or issuer may have changed
   end
   return current.policy
 end
 
-local function forward_identity(r, rule, claims, roles_header)
+-- The identity's value for a header's claim ("" for none), cleaned once per verified token.
+local function header_value(identity, claim)
+  local value = identity.header_values[claim]
+  if value == nil then
+    value = claim == "roles_csv" and identity.roles_header or identity.claims[claim]
+    value = type(value) == "string" and (value:gsub("%c", "")) or "" -- no decoded claim may split a header
+    identity.header_values[claim] = value
+  end
+  return value
+end
+
+local function forward_identity(r, rule, identity)
   for _, header in ipairs(rule.headers or {}) do
-    local name, claim = header[1], header[2]
-    local value = claim == "roles_csv" and roles_header or claims[claim]
-    if type(value) == "string" then
-      value = value:gsub("%c", "") -- no decoded claim may split a header
-      if value ~= "" then
-        r.req_header[name] = value
-      end
+    local value = header_value(identity, header[2])
+    if value ~= "" then
+      r.req_header[header[1]] = value
     end
   end
 end
@@ -426,17 +473,13 @@ function M.handle(lighty, version, build)
   end
   local now = c.time()
   local address = route.needs_address and parse_address(r.req_attr["request.remote-addr"]) or nil
-  local rule, status, claims, roles_header
+  local rule, status, identity
   local linked = link_rule(c, policy, route, method, raw_target, host, path, now)
   if linked then
     rule, status = evaluate_link(route, linked, address)
   else
-    claims = verified_claims(c, policy, r.req_header["Authorization"], now)
-    local roles
-    if claims then
-      roles, roles_header = token_roles(claims)
-    end
-    rule, status = evaluate(route, roles, address)
+    identity = identity_of(c, policy, r.req_header["Authorization"], now)
+    rule, status = evaluate(route, identity and identity.roles, address)
   end
   if rule == nil then
     if status == 401 then
@@ -444,12 +487,12 @@ function M.handle(lighty, version, build)
     end
     return refuse(r, status)
   end
-  if rule.rate_limit and claims and over_limit(rule, route, claims.sub, now) then
+  if rule.rate_limit and identity and over_limit(rule, route, identity.claims.sub, now) then
     return refuse(r, 429)
   end
   r.req_header["Authorization"] = nil
-  if claims then
-    forward_identity(r, rule, claims, roles_header)
+  if identity then
+    forward_identity(r, rule, identity)
   end
   r.req_header[policy.upstream_header] = route.upstream
   r.req_env[policy.cache_control_env] = rule.cache_control
