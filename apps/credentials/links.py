@@ -25,13 +25,12 @@ from django.utils import timezone
 from apps.audit.services import audit_record
 from apps.core.actors import Actor
 from apps.credentials.choices import KeyPurpose
+from apps.credentials.mint import checked_lifetime
 from apps.credentials.selectors import signing_key_for_minting
 from apps.identities.models import Identity
 from apps.policies.decide import decide_link_issue, normalize_request_host
 from apps.policies.models import Gateway, PolicySnapshot
 from apps.policies.selectors import compiled_policy
-
-MIN_TTL = timedelta(seconds=60)
 
 
 class LinkRefused(Exception):
@@ -66,14 +65,6 @@ def link_query(signer: LinkSigner, *, expires: int, rule: str, host: str, path: 
     return f"ph_kid={signer.kid}&ph_exp={expires}&ph_rule={rule}&ph_sig={mac}"
 
 
-def _checked_ttl(ttl: timedelta | None) -> timedelta:
-    maximum = timedelta(seconds=settings.POLICYHUB_SIGNED_LINK_MAX_TTL_SECONDS)
-    ttl = ttl if ttl is not None else timedelta(seconds=settings.POLICYHUB_SIGNED_LINK_TTL_SECONDS)
-    if not MIN_TTL <= ttl <= maximum:
-        raise LinkRefused(f"link lifetime must be between {MIN_TTL} and {maximum}, not {ttl}")
-    return ttl
-
-
 def signed_link_issue(
     *, identity: Identity, url: str, actor: Actor, ttl: timedelta | None = None, now: datetime | None = None
 ) -> SignedLink:
@@ -91,7 +82,13 @@ def signed_link_issue(
     if not decision.allowed:
         raise LinkRefused("; ".join(reason.message for reason in decision.reasons))
     now = (now or timezone.now()).replace(microsecond=0)
-    expires_at = now + _checked_ttl(ttl)
+    expires_at = now + checked_lifetime(
+        ttl,
+        default_seconds=settings.POLICYHUB_SIGNED_LINK_TTL_SECONDS,
+        maximum_seconds=settings.POLICYHUB_SIGNED_LINK_MAX_TTL_SECONDS,
+        refused=LinkRefused,
+        what="link",
+    )
     gateway = Gateway.objects.get(name=decision.route.gateway)
     key = signing_key_for_minting(gateway=gateway, now=now, purpose=KeyPurpose.SIGNED_LINK)
     if key is None:

@@ -12,8 +12,11 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from django.conf import settings
 from django.utils import timezone
 
@@ -65,11 +68,14 @@ def roles_csv(roles: Iterable[str]) -> str:
     return "," + "".join(f"{role}," for role in sorted(roles))
 
 
-def _checked_ttl(ttl: timedelta | None) -> timedelta:
-    maximum = timedelta(seconds=settings.POLICYHUB_EDGE_TOKEN_MAX_TTL_SECONDS)
-    ttl = ttl if ttl is not None else timedelta(seconds=settings.POLICYHUB_EDGE_TOKEN_TTL_SECONDS)
+def checked_lifetime(
+    ttl: timedelta | None, *, default_seconds: int, maximum_seconds: int, refused: type[Exception], what: str
+) -> timedelta:
+    """``ttl`` (or the default) when it lies between MIN_TTL and the maximum; else ``refused`` says why."""
+    maximum = timedelta(seconds=maximum_seconds)
+    ttl = ttl if ttl is not None else timedelta(seconds=default_seconds)
     if not MIN_TTL <= ttl <= maximum:
-        raise TokenRefused(f"token lifetime must be between {MIN_TTL} and {maximum}, not {ttl}")
+        raise refused(f"{what} lifetime must be between {MIN_TTL} and {maximum}, not {ttl}")
     return ttl
 
 
@@ -79,6 +85,13 @@ def _profile_claims(profile: Mapping[str, str]) -> dict[str, str]:
         raise ValueError(f"unknown profile claims {sorted(unknown)}; allowed: {PROFILE_CLAIMS}")
     cleaned = {name: _UNPRINTABLE.sub("", value)[:PROFILE_CLAIM_MAX_LENGTH] for name, value in profile.items()}
     return {name: value for name, value in cleaned.items() if value}
+
+
+@lru_cache(maxsize=64)
+def _private_key(pem: str) -> PrivateKeyTypes:
+    """Each key parsed once per process: loading (and checking) an RSA key costs ~45 ms, which PyJWT
+    would otherwise pay on every token. Keys never change once generated."""
+    return serialization.load_pem_private_key(pem.encode(), password=None)
 
 
 def sign_edge_token(
@@ -95,7 +108,13 @@ def sign_edge_token(
     if not SUBJECT_PATTERN.match(subject):
         raise TokenRefused(f"subject {subject!r} does not fit [A-Za-z0-9@._:-]{{1,64}}")
     now = (now or timezone.now()).replace(microsecond=0)
-    expires_at = now + _checked_ttl(ttl)
+    expires_at = now + checked_lifetime(
+        ttl,
+        default_seconds=settings.POLICYHUB_EDGE_TOKEN_TTL_SECONDS,
+        maximum_seconds=settings.POLICYHUB_EDGE_TOKEN_MAX_TTL_SECONDS,
+        refused=TokenRefused,
+        what="token",
+    )
     role_list = sorted(set(roles))
     claims = {
         "iss": issuer or settings.POLICYHUB_TOKEN_ISSUER,
@@ -108,9 +127,10 @@ def sign_edge_token(
         "roles_csv": roles_csv(role_list),
         **_profile_claims(profile or {}),
     }
-    signing_material = signer.private_material.reveal()
-    if signer.algorithm not in ASYMMETRIC_ALGORITHMS:
-        signing_material = signing_material.encode()
+    if signer.algorithm in ASYMMETRIC_ALGORITHMS:
+        signing_material = _private_key(signer.private_material.reveal())
+    else:
+        signing_material = signer.private_material.reveal().encode()
     headers = {"kid": signer.kid, "typ": "JWT"}
     token = jwt.encode(claims, signing_material, algorithm=signer.algorithm, headers=headers)
     return EdgeToken(token=token, kid=signer.kid, expires_at=expires_at, claims=claims)
