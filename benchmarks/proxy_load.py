@@ -60,7 +60,8 @@ class CpuPlan:
     def describe(self) -> str:
         priority = "at niceness " + str(NICENESS) if os.geteuid() == 0 else "at normal priority (not root)"
         if not self.pinned:
-            return f"one CPU: wrk, proxy and upstream share it, {priority}"
+            shared = "one CPU" if len(self.proxy) == 1 else f"{len(self.proxy)} CPUs"
+            return f"{shared}: wrk, proxy and upstream share them, {priority}"
         return f"proxy on CPU {min(self.proxy)}; wrk and the upstream on CPU {min(self.load)}; {priority}"
 
 
