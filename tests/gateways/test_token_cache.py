@@ -34,15 +34,15 @@ def _status(port: int, token: str) -> int:
 def test_a_cached_token_is_refused_once_it_expires(kind):
     key, signer = key_pair(kid="k1", algorithm=ALGORITHMS[kind], gateway="edge")
     compiled = policy(route("app.example.test", "/", rule("authenticated")), identities={"okta:a": []})
-    # expires 5 s from now, counting the proxies' clock leeway
-    issued = timezone.now().replace(microsecond=0) - timedelta(seconds=60 + CLOCK_LEEWAY_SECONDS - 5)
-    token = sign_edge_token(
-        signer=signer, subject="okta:a", roles=[], now=issued, ttl=timedelta(seconds=60), issuer="policyhub"
-    ).token
     port = free_loopback_port()
     with echo_upstream() as upstream:
         request = RenderRequest(compiled, "edge", f"127.0.0.1:{port}", (key,), "policyhub", upstream_override=upstream)
         with running_proxy(render(kind, request), port=port):
+            # minted once the proxy runs: accepted for 8 more seconds, counting the proxies' clock leeway
+            issued = timezone.now().replace(microsecond=0) - timedelta(seconds=60 + CLOCK_LEEWAY_SECONDS - 8)
+            token = sign_edge_token(
+                signer=signer, subject="okta:a", roles=[], now=issued, ttl=timedelta(seconds=60), issuer="policyhub"
+            ).token
             assert [_status(port, token) for _ in range(3)] == [200, 200, 200]  # verified once, then cached
-            time.sleep(7)
+            time.sleep(10)
             assert _status(port, token) == 401
