@@ -26,6 +26,7 @@ class RenderedConfig:
     kind: str  # the proxy: haproxy | lighttpd
     main: str  # the file the proxy is started with
     files: Mapping[str, RenderedFile]
+    lua_modules: tuple[str, ...] = ()  # modules the scripts require at run time (validate() loads them)
 
     def __post_init__(self):
         for name in self.files:

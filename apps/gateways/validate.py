@@ -27,7 +27,9 @@ DEBIAN_PACKAGE = {
     "lighttpd": "lighttpd",
     "luac5.3": "lua5.3",
     "luac5.4": "lua5.4",
+    "lua5.4": "lua5.4",
 }
+LUA_MODULE_PACKAGES = {"cjson": "lua-cjson", "openssl": "lua-luaossl"}
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,20 @@ def _missing(directory: Path, references: set[str], source: str) -> Iterator[Pro
             yield Problem("reference", f"{source} refers to {reference}, outside the rendered files")
         elif not (directory / path).is_file():
             yield Problem("reference", f"{source} refers to {reference}, which was not rendered")
+
+
+def _lua_modules(rendered: RenderedConfig, directory: Path, lua: str) -> Iterator[Problem]:
+    """Every module the scripts require must load in the proxy's Lua (a missing one fails only at
+    request time, as a 500 or as tokens that never verify)."""
+    for module in rendered.lua_modules:
+        result = _run([lua, "-e", f"require({module!r})"], directory)
+        if isinstance(result, Problem):
+            yield result
+            return
+        if result.returncode != 0:
+            package = LUA_MODULE_PACKAGES.get(module.partition(".")[0], "")
+            hint = f"; on Debian: apt-get install {package}" if package else ""
+            yield Problem("lua", f"Lua module {module} does not load with {lua}{hint}")
 
 
 def _lua(rendered: RenderedConfig, directory: Path, luac: str) -> Iterator[Problem]:
@@ -161,6 +177,7 @@ def _check_lighttpd(rendered: RenderedConfig, directory: Path) -> Iterator[Probl
         references.update(_QUOTED.findall(script_list))
     yield from _missing(directory, references, rendered.main)
     yield from _lua(rendered, directory, "luac5.4")
+    yield from _lua_modules(rendered, directory, "lua5.4")
 
 
 _CHECKS = {"haproxy": _check_haproxy, "lighttpd": _check_lighttpd}

@@ -28,8 +28,9 @@ ALGORITHMS = {"haproxy": "RS256", "lighttpd": "HS256"}
 LINK_KEYS = tuple(key_pair(kid=f"link{n}", algorithm="HS256", gateway=GATEWAY)[0] for n in (1, 2))
 
 
-def _prove(content: dict, kind: str, **extra) -> verify.ProofResult:
-    pairs = [key_pair(kid=f"k{n}", algorithm=ALGORITHMS[kind], gateway=GATEWAY) for n in (1, 2)]
+def _prove(content: dict, kind: str, algorithms=None, **extra) -> verify.ProofResult:
+    algorithms = algorithms or [ALGORITHMS[kind]] * 2
+    pairs = [key_pair(kid=f"k{n}", algorithm=algorithm, gateway=GATEWAY) for n, algorithm in enumerate(algorithms)]
     keys, signers = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
     return verify.prove(
         content=content, sha256=content_sha256(canonical_json(content)), gateway=GATEWAY, kind=kind,
@@ -65,6 +66,13 @@ def test_a_policy_with_every_feature_is_proven_equal(kind):
     assert result.problems == ()
     assert [m.describe() for m in result.mismatches] == []
     assert result.requests > 300
+
+
+def test_lighttpd_verifies_rs256_and_es256_tokens_through_luaossl():
+    content = _content(*STORY["routes"][:3])
+    result = _prove(content, "lighttpd", algorithms=["RS256", "ES256", "HS256"])
+    assert result.problems == ()
+    assert [m.describe() for m in result.mismatches] == []
 
 
 @pytest.mark.parametrize("kind", ["haproxy", "lighttpd"])

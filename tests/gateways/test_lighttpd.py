@@ -159,7 +159,8 @@ def _key(kid: str, algorithm: str = "HS256", secret: str = "s" * 43) -> Verifica
 @pytest.mark.parametrize(
     ("compiled", "keys", "override", "where", "reason"),
     [
-        (small_policy(), (_key("rs-1", "RS256", ""),), "", "key rs-1", "RS256/ES256 need lua-luaossl"),
+        (small_policy(), (_key("rs-1", "RS256", ""),), "", "key rs-1", "public key is not readable PEM"),
+        (small_policy(), (_key("ps-1", "PS256", ""),), "", "key ps-1", "cannot verify PS256"),
         (small_policy(), (_key("hs-1", secret=""),), "", "key hs-1", "needs its shared secret"),
         (small_policy(), (_key("hs-1"), _key("hs-1")), "", "key hs-1", "listed twice"),
         (small_policy(), (GOLDEN_KEY,), "https://127.0.0.1:9", "upstream_override", "only plain http"),

@@ -162,3 +162,10 @@ def test_the_system_trust_store_is_not_a_missing_file():
         "server upstream 127.0.0.1:9", "server upstream 127.0.0.1:9 ssl verify required ca-file @system-ca"
     )
     assert _problems(haproxy(config=config)) == []
+
+
+def test_lua_modules_the_gate_requires_must_load():
+    rendered = lighttpd()
+    needs = RenderedConfig(kind="lighttpd", main=rendered.main, files=rendered.files,
+                           lua_modules=("cjson.safe", "openssl.pkey", "no_such_module"))  # fmt: skip
+    assert _problems(needs) == [("lua", "Lua module no_such_module does not load with lua5.4")]

@@ -18,6 +18,7 @@ COMMANDS = {
 FILES = {
     "/usr/lib/lighttpd/mod_magnet.so": "lighttpd-modules-lua",
     "/usr/share/lua/5.4/cjson": "lua-cjson",  # the lighttpd gate decodes token JSON with it
+    "/usr/share/lua/5.4/openssl": "lua-luaossl",  # and verifies RS256/ES256 tokens with it
 }
 
 

@@ -37,6 +37,7 @@ from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from apps.core.crypto import Secret
 from apps.credentials.certificates import CertificateRejected, parse_certificate
@@ -99,6 +100,23 @@ class RenderError(Exception):
         super().__init__(f"{where}: {reason}")
         self.where = where
         self.reason = reason
+
+
+ASYMMETRIC_ALGORITHMS = {"RS256": rsa.RSAPublicKey, "ES256": ec.EllipticCurvePublicKey}
+
+
+def spki_public_key(key: VerificationKey, where: str) -> bytes:
+    """The key as SPKI "BEGIN PUBLIC KEY" PEM (all HAProxy's jwt_verify reads; a certificate or PKCS#1
+    file fails with -5), after checking it can verify the key's algorithm."""
+    try:
+        public_key = serialization.load_pem_public_key(key.public_key_pem.encode())
+    except ValueError as error:
+        raise RenderError(where, f"public key is not readable PEM ({error})") from None
+    if not isinstance(public_key, ASYMMETRIC_ALGORITHMS[key.algorithm]) or (
+        key.algorithm == "ES256" and not isinstance(public_key.curve, ec.SECP256R1)
+    ):
+        raise RenderError(where, f"the public key cannot verify {key.algorithm} signatures")
+    return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def tls_material(certificate: TlsCertificate, where: str) -> tuple[bytes, bytes]:

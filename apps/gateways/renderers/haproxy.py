@@ -25,12 +25,10 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
 from apps.gateways.rendered import RenderedConfig, RenderedFile
 from apps.gateways.renderers import register
 from apps.gateways.renderers.base import (
+    ASYMMETRIC_ALGORITHMS,
     CLOCK_LEEWAY_SECONDS,
     IDENTITY_HEADERS,
     LINK_RULE_KEY,
@@ -40,6 +38,7 @@ from apps.gateways.renderers.base import (
     TlsCertificate,
     VerificationKey,
     cache_control,
+    spki_public_key,
     tls_material,
 )
 from apps.policies.snapshot import HostIndex, RouteView, RuleView
@@ -63,7 +62,6 @@ _ROLE = re.compile(r"^[a-z0-9_.-]+$")  # never "," ":" ";" "#" "|": the separato
 _KID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,62}$")  # a file name, and an ACL pattern
 _LISTEN_ADDRESS = re.compile(r"^(?:\*|[0-9.]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_PUBLIC_KEY_TYPES = {"RS256": rsa.RSAPublicKey, "ES256": ec.EllipticCurvePublicKey}
 _MAPPED_IPV4 = ipaddress.ip_network("::ffff:0:0/96")
 _MAPPED_IPV4_BASE = int(_MAPPED_IPV4.network_address)
 _ROOTS = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
@@ -226,19 +224,6 @@ def networks_map(networks: set) -> tuple[dict, RenderedFile]:
 # Keys -------------------------------------------------------------------------------------------
 
 
-def _public_key_pem(key: VerificationKey, where: str) -> bytes:
-    try:
-        public_key = serialization.load_pem_public_key(key.public_key_pem.encode())
-    except ValueError as error:
-        raise RenderError(where, f"public key is not readable PEM ({error})") from None
-    if not isinstance(public_key, _PUBLIC_KEY_TYPES[key.algorithm]) or (
-        key.algorithm == "ES256" and not isinstance(public_key.curve, ec.SECP256R1)
-    ):
-        raise RenderError(where, f"the public key cannot verify {key.algorithm} signatures")
-    # jwt_verify reads only SPKI "BEGIN PUBLIC KEY" PEM; a certificate or PKCS#1 file fails with -5
-    return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
 def _hmac_secret(key: VerificationKey, where: str) -> str:
     secret = key.secret.reveal()
     if not secret or secret != secret.strip() or _CONTROL.search(secret):
@@ -255,9 +240,9 @@ def _keys(keys: tuple[VerificationKey, ...]) -> tuple[dict[str, RenderedFile], s
             raise RenderError(where, "kids must be unique [A-Za-z0-9._-] names (they name the key file)")
         if key.algorithm == "HS256":
             secrets.append(f"{key.kid} {_hmac_secret(key, where)}")
-        elif key.algorithm in _PUBLIC_KEY_TYPES:
+        elif key.algorithm in ASYMMETRIC_ALGORITHMS:
             path = f"keys/{key.kid}.pem"
-            files[path] = RenderedFile(_public_key_pem(key, where))
+            files[path] = RenderedFile(spki_public_key(key, where))
             checks.append(
                 f"    http-request set-var(txn.signature) var(txn.bearer),jwt_verify({key.algorithm},"
                 f'"{path}") if {{ var(txn.pinned_kid) -m str {key.kid} }}'

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from apps.gateways.rendered import RenderedConfig, RenderedFile
 from apps.gateways.renderers import register
 from apps.gateways.renderers.base import (
+    ASYMMETRIC_ALGORITHMS,
     CLOCK_LEEWAY_SECONDS,
     IDENTITY_HEADERS,
     LINK_RULE_KEY,
@@ -27,6 +28,7 @@ from apps.gateways.renderers.base import (
     TlsCertificate,
     VerificationKey,
     cache_control,
+    spki_public_key,
     tls_material,
 )
 from apps.policies.snapshot import HostIndex, RouteView, RuleView
@@ -40,6 +42,8 @@ RESPONSE_SCRIPT = "policyhub_response.lua"
 UPSTREAM_HEADER = "X-Policyhub-Upstream"
 CACHE_CONTROL_ENV = "POLICYHUB_CACHE_CONTROL"
 SECRET_FILE_MODE = 0o600
+LUA_MODULES = ("cjson.safe",)
+LUAOSSL_MODULES = ("openssl.pkey", "openssl.digest")  # Debian lua-luaossl: RS256/ES256 edge tokens
 EVERY_IPV4_ADDRESS = "0.0.0.0"  # noqa: S104 (what a gateway's listen address "*:port" asks for)
 
 # Inside a double-quoted Lua string only backslash, the quote and line breaks are special; every
@@ -240,17 +244,21 @@ def _hosts_lua(tables, upstreams: _Upstreams) -> str:
     return "\n".join(lines)
 
 
-def _keys_data(keys: tuple[VerificationKey, ...]) -> dict[str, dict]:
+def _keys_data(keys: tuple[VerificationKey, ...], *, asymmetric: bool = True) -> dict[str, dict]:
+    """kid -> what the gate verifies with: the HS256 secret, or (through lua-luaossl) the SPKI PEM."""
     data: dict[str, dict] = {}
     for key in sorted(keys, key=lambda key: key.kid):
         where = f"key {key.kid}"
-        if key.algorithm != "HS256":
-            raise RenderError(where, "lighttpd verifies HS256 natively; RS256/ES256 need lua-luaossl")
-        if not key.secret:
-            raise RenderError(where, "an HS256 key needs its shared secret")
         if key.kid in data:
             raise RenderError(where, "the kid is listed twice")
-        data[key.kid] = {"alg": key.algorithm, "secret": key.secret.reveal()}
+        if key.algorithm == "HS256":
+            if not key.secret:
+                raise RenderError(where, "an HS256 key needs its shared secret")
+            data[key.kid] = {"alg": key.algorithm, "secret": key.secret.reveal()}
+        elif asymmetric and key.algorithm in ASYMMETRIC_ALGORITHMS:
+            data[key.kid] = {"alg": key.algorithm, "pem": spki_public_key(key, where).decode()}
+        else:
+            raise RenderError(where, f"this gate cannot verify {key.algorithm} here")
     return data
 
 
@@ -267,7 +275,7 @@ def _policy_lua(request: RenderRequest, upstreams: _Upstreams) -> str:
         "upstream_header": UPSTREAM_HEADER,
         "cache_control_env": CACHE_CONTROL_ENV,
         "keys": _keys_data(request.keys),
-        "link_keys": {kid: key["secret"] for kid, key in _keys_data(request.link_keys).items()},
+        "link_keys": {kid: key["secret"] for kid, key in _keys_data(request.link_keys, asymmetric=False).items()},
     }
     fields = [f"    {name} = {lua_value(value)}," for name, value in scalars.items()]
     fields.append(f"    exact = {_hosts_lua(index.exact, upstreams)},")
@@ -355,7 +363,10 @@ class LighttpdRenderer:
             ),
             **tls_files,
         }
-        return RenderedConfig(kind=self.kind, main=MAIN, files=files)
+        asymmetric = any(key.algorithm in ASYMMETRIC_ALGORITHMS for key in request.keys)
+        return RenderedConfig(
+            kind=self.kind, main=MAIN, files=files, lua_modules=LUA_MODULES + (LUAOSSL_MODULES if asymmetric else ())
+        )
 
 
 register(LighttpdRenderer())

@@ -10,6 +10,7 @@ json.decode_invalid_numbers(false) -- NaN or Infinity in exp/nbf must not pass a
 local M = {}
 
 local HS256_SIGNATURE_BYTES = 32
+local ES256_SIGNATURE_BYTES = 64
 local SUBJECT_MAX_LENGTH = 64
 local MAPPED_IPV4_PREFIX = string.rep("\0", 10) .. "\255\255"
 -- decide(): a percent-escape of a character that needs none (or of / and \) can only be a trick.
@@ -107,6 +108,54 @@ local function valid_subject(subject)
     and subject:match("^[A-Za-z0-9@._:%-]+$") ~= nil
 end
 
+-- RS256 and ES256 through lua-luaossl (Debian lua-luaossl), loaded only when such a key is in use;
+-- parsed public keys are kept per process. lighty.c offers HMAC and digests, no public-key crypto.
+local public_keys = {}
+
+local function public_key(pem)
+  local key = public_keys[pem]
+  if key == nil then
+    key = require("openssl.pkey").new(pem, "PEM", "public")
+    public_keys[pem] = key
+  end
+  return key
+end
+
+-- A JWS ES256 signature is r || s; OpenSSL verifies DER: SEQUENCE { INTEGER r, INTEGER s }.
+local function der_integer(bytes)
+  bytes = bytes:gsub("^%z+", "")
+  if bytes == "" or bytes:byte(1) >= 0x80 then
+    bytes = "\0" .. bytes
+  end
+  return "\2" .. string.char(#bytes) .. bytes
+end
+
+local function ecdsa_der(raw)
+  local body = der_integer(raw:sub(1, ES256_SIGNATURE_BYTES // 2)) .. der_integer(raw:sub(ES256_SIGNATURE_BYTES // 2 + 1))
+  return "\48" .. string.char(#body) .. body
+end
+
+local function signature_valid(c, key, signing_input, signature)
+  if key.alg == "HS256" then
+    -- lighty.c.hmac answers upper-case hex, and so does hexenc; digest_eq compares in constant time.
+    return #signature == HS256_SIGNATURE_BYTES
+      and c.digest_eq(c.hmac("sha256", key.secret, signing_input), c.hexenc(signature))
+  end
+  if key.alg == "ES256" then
+    if #signature ~= ES256_SIGNATURE_BYTES then
+      return false
+    end
+    signature = ecdsa_der(signature)
+  end
+  -- any failure (lua-luaossl missing, an unreadable key) leaves the token unverified: fail closed
+  local ok, valid = pcall(function()
+    local digest = require("openssl.digest").new("sha256")
+    digest:update(signing_input)
+    return public_key(key.pem):verify(signature, digest)
+  end)
+  return ok and valid == true
+end
+
 -- The claims of a token that passes every check, else nil: any failure means "no identity".
 local function verified_claims(c, policy, authorization, now)
   local token = authorization and authorization:match("^[Bb][Ee][Aa][Rr][Ee][Rr] +(%S+) *$")
@@ -120,11 +169,7 @@ local function verified_claims(c, policy, authorization, now)
     return nil
   end
   local signature = c.b64urldec(signature64)
-  if signature == nil or #signature ~= HS256_SIGNATURE_BYTES then
-    return nil
-  end
-  -- lighty.c.hmac answers upper-case hex, and so does hexenc; digest_eq compares in constant time.
-  if not c.digest_eq(c.hmac("sha256", key.secret, header64 .. "." .. payload64), c.hexenc(signature)) then
+  if signature == nil or not signature_valid(c, key, header64 .. "." .. payload64, signature) then
     return nil
   end
   local claims = decode_part(c, payload64)

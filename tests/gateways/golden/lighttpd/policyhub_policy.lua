@@ -3,7 +3,7 @@
 -- without a restart; it holds HS256 secrets, hence its mode 0600.
 local DATA_VERSION = "e4e742bf359b50f77d81dfdc0d628e52650d5b8d9e16bd7631cf72aa842fb95a"
 local LIBRARY_FILE = "policyhub_gate.lua"
-local LIBRARY_VERSION = "1d1b6326252b76e149a99a04aadbca8474a4bdb46583b04da2190c566bb4ea5a"
+local LIBRARY_VERSION = "d0c4bb941439dce413d42e08245a9e6c5180bb2dabafeef4997982998a73bc4f"
 
 local function policy()
   return {
