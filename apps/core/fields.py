@@ -53,6 +53,10 @@ class ListenAddressField(NormalizedCharField):
     normalizer = staticmethod(validators.normalize_listen_address)
 
 
+class DeployDirectoryField(NormalizedCharField):
+    normalizer = staticmethod(validators.normalize_deploy_directory)
+
+
 class EntityRefField(NormalizedCharField):
     normalizer = staticmethod(validators.normalize_entity_ref)
 

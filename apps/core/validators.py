@@ -6,6 +6,7 @@ message names the rule that was broken; model fields call them from ``to_python`
 """
 
 import ipaddress
+import posixpath
 import re
 import unicodedata
 from urllib.parse import urlsplit
@@ -21,6 +22,8 @@ _PATH_CHARS = re.compile(r"^[A-Za-z0-9._~!$&()*+,;=:@/-]*$")
 _ENTITY_KIND = re.compile(r"^[a-z][a-z0-9]*$")
 _ENTITY_NAMESPACE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _ENTITY_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?$")
+# Deploy directories are written into proxy configs as quoted strings: no quotes, escapes or spaces.
+_DIRECTORY_CHARS = re.compile(r"[A-Za-z0-9._@+/-]+")
 
 
 def normalize_hostname(value: str, *, allow_wildcard: bool = False) -> str:
@@ -210,6 +213,29 @@ def normalize_entity_ref(value: str) -> str:
             params={"value": repr(value), "problems": "; ".join(problems)},
         )
     return ref
+
+
+def normalize_deploy_directory(value: str) -> str:
+    """An absolute directory path, normalized (no ``.``/``..`` segments, no trailing slash), of
+    characters that need no quoting in any proxy config; never the root directory."""
+    text = str(value).strip()
+    if not text.startswith("/"):
+        raise ValidationError(
+            "Deploy directory %(value)s must be an absolute path.",
+            code="directory_relative",
+            params={"value": repr(value)},
+        )
+    if not _DIRECTORY_CHARS.fullmatch(text):
+        raise ValidationError(
+            "Deploy directory %(value)s may hold only letters, digits and . _ @ + / -.",
+            code="directory_chars",
+            params={"value": repr(value)},
+        )
+    # normpath keeps a leading "//" (POSIX leaves its meaning to the system): fold it too.
+    normalized = "/" + posixpath.normpath(text).lstrip("/")
+    if normalized == "/":
+        raise ValidationError("Deploy directory cannot be the root directory.", code="directory_root")
+    return normalized
 
 
 def normalize_list(values, normalize, *, label: str) -> list[str]:

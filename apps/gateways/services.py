@@ -1,49 +1,91 @@
-"""Operations on gateways: the equivalence proof against a snapshot, recorded in the audit log."""
+"""Operations on gateways: the equivalence proof, and deployments (one per gateway at a time)."""
 
-import json
+from django.core.exceptions import ValidationError
+from django.db import OperationalError, transaction
 
-from django.conf import settings
-
-from apps.audit.services import audit_record
 from apps.core.actors import Actor
-from apps.credentials.choices import KeyPurpose
-from apps.credentials.mint import TokenSigner
-from apps.credentials.selectors import signing_keys_accepted
-from apps.gateways.selectors import tls_certificates, verification_keys
-from apps.gateways.verify import ProofResult, prove
+from apps.core.services import model_create
+from apps.gateways.choices import DeploymentState
+from apps.gateways.models import Deployment
+from apps.gateways.pipeline import StepListener, deployment_pipeline_run
+from apps.gateways.proof import gateway_prove
 from apps.policies.models import Gateway, PolicySnapshot
 
+__all__ = ["DeploymentBusy", "deploy_gateway", "deployment_request", "deployment_run", "gateway_prove"]
 
-def gateway_prove(*, gateway: Gateway, snapshot: PolicySnapshot, actor: Actor) -> ProofResult:
-    """Prove on a live proxy that the gateway's rendered config admits exactly what decide() admits.
 
-    Probe tokens and signed links are signed with every key the gateway accepts, so each kid is exercised.
-    """
-    signers = tuple(
-        TokenSigner.for_key(key) for key in signing_keys_accepted(gateway=gateway).select_related("gateway")
-    )
-    result = prove(
-        content=json.loads(snapshot.content),
-        sha256=snapshot.sha256,
-        gateway=gateway.name,
-        kind=gateway.kind,
-        keys=verification_keys(gateway=gateway),
-        signers=signers,
-        issuer=settings.POLICYHUB_TOKEN_ISSUER,
-        link_keys=verification_keys(gateway=gateway, purpose=KeyPurpose.SIGNED_LINK),
-        certificates=tls_certificates(gateway=gateway),
-    )
-    audit_record(
+class DeploymentBusy(Exception):
+    """Another deployment of the gateway holds its lock; transient: retry later."""
+
+
+def _lock(gateway: Gateway) -> Gateway:
+    """Take the gateway's row lock for the caller's transaction, or fail at once if another deploy holds it."""
+    try:
+        return Gateway.objects.select_for_update(nowait=True).get(pk=gateway.pk)
+    except OperationalError as error:
+        if getattr(error.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
+            raise DeploymentBusy(f"a deployment of {gateway.name} is already running") from None
+        raise
+
+
+def _deployment_create(*, gateway: Gateway, actor: Actor, trigger: str, snapshot: PolicySnapshot | None) -> Deployment:
+    if not gateway.deploy_directory:
+        raise ValidationError(
+            "Gateway %(gateway)s has no deploy directory: set one to make it deployable.",
+            code="not_deployable",
+            params={"gateway": gateway.name},
+        )
+    if snapshot is None:
+        snapshot = PolicySnapshot.objects.order_by("-created_at", "-id").first()
+        if snapshot is None:
+            raise ValidationError("There is no policy snapshot to deploy yet; build one first.", code="no_snapshot")
+    previous = Deployment.objects.filter(gateway=gateway, state=DeploymentState.LIVE).order_by("-finished_at").first()
+    return model_create(
+        model=Deployment,
         actor=actor,
-        action="gateway.prove",
-        object_type="policies.gateway",
-        object_id=gateway.pk,
-        after={
-            "snapshot": snapshot.sha256,
-            "requests": result.requests,
-            "mismatches": len(result.mismatches),
-            "validation_problems": [problem.message for problem in result.problems],
-            "passed": result.ok,
-        },
+        data={"gateway": gateway, "snapshot": snapshot, "trigger": trigger, "actor": str(actor), "previous": previous},
     )
-    return result
+
+
+def deploy_gateway(
+    *,
+    gateway: Gateway,
+    actor: Actor,
+    trigger: str,
+    snapshot: PolicySnapshot | None = None,
+    listener: StepListener | None = None,
+) -> Deployment:
+    """Deploy ``snapshot`` (default: the newest) to ``gateway`` now, in this process.
+
+    Holds the gateway's row lock throughout: a concurrent deploy of the same gateway raises
+    ``DeploymentBusy``. The row's progress is committed with the outcome.
+    """
+    with transaction.atomic():
+        locked = _lock(gateway)
+        deployment = _deployment_create(gateway=locked, actor=actor, trigger=trigger, snapshot=snapshot)
+        return deployment_pipeline_run(deployment=deployment, actor=actor, listener=listener)
+
+
+def deployment_request(
+    *, gateway: Gateway, actor: Actor, trigger: str, snapshot: PolicySnapshot | None = None
+) -> Deployment:
+    """Queue a deployment; a Celery task runs it once this transaction commits."""
+    from apps.gateways.tasks import deployment_run_task  # tasks import this module
+
+    with transaction.atomic():
+        deployment = _deployment_create(gateway=gateway, actor=actor, trigger=trigger, snapshot=snapshot)
+        transaction.on_commit(lambda: deployment_run_task.delay(deployment.pk))
+    return deployment
+
+
+def deployment_run(*, deployment_id: int) -> Deployment:
+    """Run a queued deployment under the gateway's lock. A deployment already past ``queued`` is left
+    as it is, so a redelivered task does nothing twice."""
+    with transaction.atomic():
+        deployment = Deployment.objects.select_related("gateway", "snapshot").get(pk=deployment_id)
+        _lock(deployment.gateway)
+        deployment.refresh_from_db()
+        if deployment.state != DeploymentState.QUEUED:
+            return deployment
+        kind, _, name = deployment.actor.partition(":")
+        return deployment_pipeline_run(deployment=deployment, actor=Actor(kind, name))

@@ -183,9 +183,13 @@ def _check_lighttpd(rendered: RenderedConfig, directory: Path) -> Iterator[Probl
 _CHECKS = {"haproxy": _check_haproxy, "lighttpd": _check_lighttpd}
 
 
-def validate(rendered: RenderedConfig) -> ValidationResult:
-    """Write the files to a temporary directory and run every check; problems name what failed."""
-    with tempfile.TemporaryDirectory(prefix="policyhub-validate-") as workdir:
-        directory = Path(workdir).resolve()
-        rendered.write_to(directory)
+def validate(rendered: RenderedConfig, *, directory: Path | None = None) -> ValidationResult:
+    """Run every check on the files written to a temporary directory, or, with ``directory``, on the
+    copy already written there (a deploy's staged release, whose configs may name it absolutely);
+    problems name what failed."""
+    if directory is not None:
         return ValidationResult(tuple(_CHECKS[rendered.kind](rendered, directory)))
+    with tempfile.TemporaryDirectory(prefix="policyhub-validate-") as workdir:
+        written = Path(workdir).resolve()
+        rendered.write_to(written)
+        return ValidationResult(tuple(_CHECKS[rendered.kind](rendered, written)))

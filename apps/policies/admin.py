@@ -29,7 +29,7 @@ class ApplicationAdmin(AuditedModelAdmin):
 
 @admin.register(Gateway)
 class GatewayAdmin(AuditedModelAdmin):
-    list_display = ("name", "kind", "listen_address", "public_hostnames")
+    list_display = ("name", "kind", "listen_address", "public_hostnames", "deploy_directory")
     list_filter = ("kind",)
     search_fields = ("name",)
 

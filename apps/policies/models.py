@@ -7,6 +7,7 @@ from django.db.models import Q
 
 from apps.core.fields import (
     CIDRListField,
+    DeployDirectoryField,
     EntityRefField,
     HostnameField,
     HostnameListField,
@@ -128,6 +129,12 @@ class Gateway(models.Model):
         choices=SigningAlgorithm.choices,
         blank=True,
         help_text="Empty: the recommended one for the proxy (RS256 for HAProxy, HS256 for lighttpd).",
+    )
+    deploy_directory = DeployDirectoryField(
+        max_length=500,
+        blank=True,
+        help_text="Absolute directory on this host that policyhub deploys into (releases/, current, run/; "
+        "see the README). Empty: not deployable.",
     )
     description = models.TextField(blank=True)
 

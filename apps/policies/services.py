@@ -83,7 +83,14 @@ def application_update(*, application: Application, actor: Actor, data: dict) ->
 
 
 def gateway_create(
-    *, actor: Actor, name: str, kind: str, listen_address: str, public_hostnames: Iterable[str], description: str = ""
+    *,
+    actor: Actor,
+    name: str,
+    kind: str,
+    listen_address: str,
+    public_hostnames: Iterable[str],
+    deploy_directory: str = "",
+    description: str = "",
 ) -> Gateway:
     return model_create(
         model=Gateway,
@@ -93,6 +100,7 @@ def gateway_create(
             "kind": kind,
             "listen_address": listen_address,
             "public_hostnames": list(public_hostnames),
+            "deploy_directory": deploy_directory,
             "description": description,
         },
     )

@@ -169,6 +169,31 @@ def test_bad_listen_addresses(raw):
         validators.normalize_listen_address(raw)
 
 
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [("/srv/policyhub/edge", "/srv/policyhub/edge"), ("/srv//a/./b/../c/", "/srv/a/c"), ("//srv/x", "/srv/x")],
+)
+def test_deploy_directories_are_absolute_and_normalized(raw, normalized):
+    assert validators.normalize_deploy_directory(raw) == normalized
+
+
+@pytest.mark.parametrize(
+    ("raw", "rule"),
+    [
+        ("srv/edge", "absolute path"),
+        ("./edge", "absolute path"),
+        ("/", "root directory"),
+        ("/srv/..", "root directory"),
+        ('/srv/ed"ge', "only letters"),
+        ("/srv/ed ge", "only letters"),
+        ("/srv/edge\n/x", "only letters"),
+    ],
+)
+def test_bad_deploy_directories(raw, rule):
+    with pytest.raises(ValidationError, match=rule):
+        validators.normalize_deploy_directory(raw)
+
+
 # Through the services: field errors, normalization on save, nothing half-saved ----------------
 
 

@@ -6,6 +6,7 @@ Regenerate the golden files with ``UPDATE_GOLDEN=1 .venv/bin/pytest tests/gatewa
 import os
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,22 @@ def test_lua_string_literals_round_trip_every_byte(tmp_path):
     script.write_text("".join(f"io.write({lua_string(text)}, '\\0\\255')\n" for text in texts))
     output = subprocess.run(["lua5.4", str(script)], capture_output=True, check=True).stdout
     assert output.split(b"\0\xff")[:-1] == [text.encode() for text in texts]
+
+
+def test_an_install_directory_names_every_file_absolutely(tmp_path):
+    install = tmp_path / "releases" / "7"
+    request = replace(render_request(small_policy()), install_directory=str(install))
+    rendered = lighttpd(request)
+    conf = rendered.files["lighttpd.conf"].content.decode()
+    assert "var.CWD" not in conf
+    assert f'magnet.attract-raw-url-to = ("{install}/policyhub_policy.lua")' in conf
+    # validated in place, as the deploy pipeline does with a staged release
+    rendered.write_to(install)
+    assert validate(rendered, directory=install).ok
+
+
+@pytest.mark.parametrize("directory", ["relative/dir", "/", '/srv/a"b', "/srv/a\nb", "/srv/../etc", "/srv/a b"])
+def test_install_directories_that_cannot_be_written_safely_are_refused(directory):
+    request = replace(render_request(small_policy()), install_directory=directory)
+    with pytest.raises(RenderError, match="install directory"):
+        lighttpd(request)

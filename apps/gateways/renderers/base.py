@@ -91,6 +91,10 @@ class RenderRequest:
     upstream_override: str = ""  # http://ip:port used for every route (the proof's echo upstream)
     link_keys: tuple[VerificationKey, ...] = ()  # HS256 secrets signed links are verified with
     certificates: tuple[TlsCertificate, ...] = ()  # any: the gateway speaks TLS only; the first is the default
+    # Absolute directory the files will live in (a deploy's release directory), for proxies that
+    # must name their files absolutely; empty: the proxy's working directory (HAProxy ignores it:
+    # ``default-path config`` already resolves its files beside the config it was started with).
+    install_directory: str = ""
 
 
 class RenderError(Exception):

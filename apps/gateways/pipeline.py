@@ -1,0 +1,199 @@
+"""The deploy pipeline: one deployment's steps, in order, each timed and recorded on its row.
+
+render -> validate -> prove -> push -> reload -> probe -> live. The new release is staged and
+validated with the real binary where it will run (lighttpd names its files by absolute path, so
+they must be checked in place); nothing the proxy loads changes before ``push`` flips ``current``.
+A failure before the flip ends ``failed``; a failure after it puts the previous release back,
+reloads, probes that the previous deployment answers again, and ends ``rolled_back``. Whatever
+happens, ``finally`` removes a release that did not go live.
+"""
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from django.utils import timezone
+
+from apps.core.actors import Actor
+from apps.core.services import model_update
+from apps.gateways.choices import DeploymentState
+from apps.gateways.models import Deployment
+from apps.gateways.probe import ProbeTarget, probe_until
+from apps.gateways.proof import gateway_prove
+from apps.gateways.reload import reload_proxy
+from apps.gateways.rendered import RenderedConfig
+from apps.gateways.renderers import render
+from apps.gateways.selectors import render_request_for
+from apps.gateways.transports import LocalTransport, Transport
+from apps.gateways.validate import validate
+
+StepListener = Callable[[dict], None]
+
+
+class StepFailed(Exception):
+    """A step's readable reason for stopping the deployment."""
+
+
+@dataclass
+class _Run:
+    deployment: Deployment
+    actor: Actor
+    transport: Transport
+    rendered: RenderedConfig | None = None
+    tls: bool = False
+    flipped: bool = False  # ``current`` names this deployment's release
+    previous_release: str | None = None
+
+
+def _record(run: _Run, *, state: str | None = None, step: dict | None = None, message=None, **fields) -> None:
+    """Append to the row and save it through the audited update: every change is in the audit log."""
+    deployment = run.deployment
+    data = dict(fields)
+    if state is not None:
+        data["state"] = state
+    if step is not None:
+        data["steps"] = [*deployment.steps, step]
+    if message is not None:
+        level, text = message
+        data["messages"] = [*deployment.messages, {"at": timezone.now().isoformat(), "level": level, "text": text}]
+    model_update(instance=deployment, actor=run.actor, data=data)
+
+
+# Steps: each returns the message recorded when it succeeds, or raises ---------------------------
+
+
+def _render(run: _Run) -> str:
+    deployment = run.deployment
+    request = render_request_for(
+        gateway=deployment.gateway, snapshot=deployment.snapshot, deployment_id=str(deployment.pk)
+    )
+    request = replace(request, install_directory=run.transport.release_path(deployment.release))
+    run.rendered = render(deployment.gateway.kind, request)
+    run.tls = bool(request.certificates)
+    hashes = {name: hashlib.sha256(file.content).hexdigest() for name, file in run.rendered.files.items()}
+    _record(run, rendered_sha256=run.rendered.sha256(), file_hashes=hashes)
+    return f"rendered {len(hashes)} files, sha256 {deployment.rendered_sha256[:12]}"
+
+
+def _validate(run: _Run) -> str:
+    release = run.deployment.release
+    run.transport.stage(release, run.rendered)
+    result = validate(run.rendered, directory=Path(run.transport.release_path(release)))
+    if not result.ok:
+        raise StepFailed("invalid config: " + "; ".join(f"{p.check}: {p.message}" for p in result.problems))
+    return f"staged release {release} and validated it with {run.rendered.kind}"
+
+
+def _prove(run: _Run) -> str:
+    deployment = run.deployment
+    result = gateway_prove(gateway=deployment.gateway, snapshot=deployment.snapshot, actor=run.actor)
+    if not result.ok:
+        found = [p.message for p in result.problems] + [m.describe() for m in result.mismatches[:5]]
+        raise StepFailed(f"the proof failed ({len(result.mismatches)} mismatches): " + "; ".join(found))
+    return f"proof passed: {result.requests} requests, 0 mismatches"
+
+
+def _push(run: _Run) -> str:
+    run.previous_release = run.transport.activate(run.deployment.release)
+    run.flipped = True
+    return f"current -> release {run.deployment.release} (was {run.previous_release or 'none'})"
+
+
+def _reload(run: _Run) -> str:
+    reload_proxy(kind=run.deployment.gateway.kind, directory=run.deployment.gateway.deploy_directory)
+    return f"{run.deployment.gateway.kind} reloaded"
+
+
+def _probe(run: _Run) -> str:
+    deployment = run.deployment
+    target = ProbeTarget.for_listen_address(deployment.gateway.listen_address, tls=run.tls)
+    waited = probe_until(target, deployment_id=str(deployment.pk), snapshot=deployment.snapshot.sha256)
+    return f"{target.host}:{target.port} answers deployment {deployment.pk} after {waited:.2f}s"
+
+
+STEPS = (
+    ("render", DeploymentState.RENDERING, _render),
+    ("validate", DeploymentState.VALIDATING, _validate),
+    ("prove", DeploymentState.PROVING, _prove),
+    ("push", DeploymentState.PUSHING, _push),
+    ("reload", DeploymentState.RELOADING, _reload),
+    ("probe", DeploymentState.PROBING, _probe),
+)
+
+
+def _run_step(run: _Run, name: str, state: str, step: Callable[[_Run], str], listener: StepListener | None) -> str:
+    """Run one step; returns "" on success, else the reason it failed."""
+    _record(run, state=state)
+    started_at, started = timezone.now(), time.monotonic()
+    try:
+        text, reason = step(run), ""
+    except Exception as error:  # every failure must end the row readably and roll back
+        detail = str(error) if isinstance(error, StepFailed) else f"{type(error).__name__}: {error}"
+        text = reason = f"{name}: {detail}"
+    entry = {"step": name, "started_at": started_at.isoformat(), "seconds": round(time.monotonic() - started, 3),
+             "ok": not reason}  # fmt: skip
+    _record(run, step=entry, message=("error" if reason else "info", text))
+    if listener is not None:
+        listener({**entry, "text": text})
+    return reason
+
+
+def _roll_back(run: _Run, reason: str) -> None:
+    """Put the previous release back and prove it answers again; ``failed`` if that is impossible."""
+    previous_release = run.previous_release
+    if previous_release is None:
+        _finish(run, DeploymentState.FAILED, f"{reason}; no previous release to roll back to")
+        return
+    previous = (
+        Deployment.objects.filter(pk=int(previous_release)).select_related("snapshot").first()
+        if previous_release.isdigit()
+        else None
+    )
+    try:
+        run.transport.activate(previous_release)
+        run.flipped = False
+        reload_proxy(kind=run.deployment.gateway.kind, directory=run.deployment.gateway.deploy_directory)
+        if previous is not None:
+            target = ProbeTarget.for_listen_address(run.deployment.gateway.listen_address, tls=run.tls)
+            probe_until(target, deployment_id=previous_release, snapshot=previous.snapshot.sha256)
+    except Exception as error:  # the row must say the gateway needs a human
+        _finish(run, DeploymentState.FAILED, f"{reason}; rolling back to release {previous_release} failed: {error}")
+        return
+    _finish(run, DeploymentState.ROLLED_BACK, f"{reason}; rolled back to release {previous_release}")
+
+
+def _finish(run: _Run, state: str, text: str) -> None:
+    _record(run, state=state, finished_at=timezone.now(), message=("info" if state == "live" else "error", text))
+
+
+def _clean_up(run: _Run) -> None:
+    """A release that is not live goes; its file hashes stay on the row."""
+    if run.flipped:
+        return
+    try:
+        run.transport.discard(run.deployment.release)
+    except Exception as error:  # cleanup must not hide the outcome
+        _record(run, message=("warning", f"could not remove release {run.deployment.release}: {error}"))
+
+
+def deployment_pipeline_run(
+    *, deployment: Deployment, actor: Actor, listener: StepListener | None = None
+) -> Deployment:
+    """Run every step of a queued deployment; the caller holds the gateway's deploy lock."""
+    run = _Run(deployment, actor, LocalTransport(deployment.gateway.deploy_directory))
+    try:
+        for name, state, step in STEPS:
+            reason = _run_step(run, name, state, step, listener)
+            if reason and run.flipped:
+                _roll_back(run, reason)
+                return deployment
+            if reason:
+                _finish(run, DeploymentState.FAILED, f"{reason}; the live release was not touched")
+                return deployment
+        snapshot = deployment.snapshot.sha256[:12]
+        _finish(run, DeploymentState.LIVE, f"live: release {deployment.release}, snapshot {snapshot}")
+        return deployment
+    finally:
+        _clean_up(run)

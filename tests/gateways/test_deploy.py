@@ -1,0 +1,300 @@
+"""Deploying to a real HAProxy and a real lighttpd on loopback: live, refused, rolled back, one at a time.
+
+Each proxy runs from a deploy directory in tmp_path, started the way the README's "Deploying"
+section asks (HAProxy in master-worker mode with its master socket, lighttpd in the foreground with
+its pid file), on a first release staged directly; the tests then deploy through the service.
+"""
+
+import hashlib
+import http.client
+import os
+import subprocess
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
+from django.db import connection, transaction
+
+from apps.audit.models import AuditEvent
+from apps.core.actors import Actor
+from apps.credentials.choices import KeyPurpose
+from apps.credentials.services import signing_key_activate, signing_key_generate
+from apps.gateways import pipeline
+from apps.gateways.choices import DeploymentState, DeploymentTrigger
+from apps.gateways.echo import echo_upstream
+from apps.gateways.live import free_loopback_port
+from apps.gateways.models import Deployment
+from apps.gateways.probe import ProbeTarget, probe_until
+from apps.gateways.rendered import RenderedConfig, RenderedFile
+from apps.gateways.renderers import render
+from apps.gateways.selectors import render_request_for
+from apps.gateways.services import DeploymentBusy, deploy_gateway, deployment_run
+from apps.gateways.tasks import deployment_run_task
+from apps.gateways.transports import LocalTransport
+from apps.policies import services as policies
+from apps.policies.choices import AuthMode, GatewayKind
+from apps.policies.models import Gateway, PolicySnapshot
+
+pytestmark = pytest.mark.slow
+ACTOR = Actor.system("deploy-test")
+HOST = "app.example.test"
+STEP_NAMES = ["render", "validate", "prove", "push", "reload", "probe"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    gateway: Gateway
+    directory: Path
+    first: Deployment  # live on the running proxy
+    next_snapshot: PolicySnapshot  # adds the route /b
+    port: int
+
+    def answers(self, deployment: Deployment) -> bool:
+        target = ProbeTarget.for_listen_address(self.gateway.listen_address, tls=False)
+        probe_until(target, deployment_id=str(deployment.pk), snapshot=deployment.snapshot.sha256, timeout=5)
+        return True
+
+    def status(self, path: str) -> int:
+        client = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            client.request("GET", path, headers={"Host": HOST})
+            return client.getresponse().status
+        finally:
+            client.close()
+
+
+def _public_route(gateway: Gateway, prefix: str, upstream: str) -> None:
+    application = policies.application_create(actor=ACTOR, name=f"app{prefix}", slug=f"app-{prefix.strip('/')}")
+    route = policies.route_create(
+        actor=ACTOR, gateway=gateway, application=application, host=HOST, path_prefix=prefix, upstream_url=upstream
+    )
+    policies.access_rule_create(actor=ACTOR, route=route, auth_mode=AuthMode.PUBLIC)
+
+
+def _first_release(gateway: Gateway, snapshot: PolicySnapshot) -> Deployment:
+    """What an operator does once before the first deploy: a release in place for the proxy to start on."""
+    deployment = Deployment.objects.create(
+        gateway=gateway, snapshot=snapshot, trigger=DeploymentTrigger.CLI, actor=str(ACTOR), state=DeploymentState.LIVE
+    )
+    transport = LocalTransport(gateway.deploy_directory)
+    request = render_request_for(gateway=gateway, snapshot=snapshot, deployment_id=str(deployment.pk))
+    request = replace(request, install_directory=transport.release_path(deployment.release))
+    transport.stage(deployment.release, render(gateway.kind, request))
+    transport.activate(deployment.release)
+    return deployment
+
+
+@contextmanager
+def _running(kind: str, directory: Path):
+    run = directory / "run"
+    run.mkdir()
+    if kind == GatewayKind.HAPROXY:
+        master_socket = str(run / "haproxy-master.sock")
+        command = ["haproxy", "-W", "-S", master_socket, "-f", str(directory / "current/haproxy.cfg")]
+    else:
+        command = ["lighttpd", "-D", "-f", str(directory / "current/lighttpd.conf")]
+    with (directory / "proxy.log").open("wb") as log:
+        process = subprocess.Popen(command, cwd=directory, stdout=log, stderr=subprocess.STDOUT)
+    if kind == GatewayKind.LIGHTTPD:
+        (run / "lighttpd.pid").write_text(f"{process.pid}\n")
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(params=[GatewayKind.HAPROXY, GatewayKind.LIGHTTPD])
+def stage(request, db, tmp_path):
+    kind = request.param
+    port = free_loopback_port()
+    directory = tmp_path / "deploy"
+    with echo_upstream() as upstream:
+        gateway = policies.gateway_create(
+            actor=ACTOR, name=f"{kind}-edge", kind=kind, listen_address=f"127.0.0.1:{port}",
+            public_hostnames=[HOST], deploy_directory=str(directory),
+        )  # fmt: skip
+        for purpose in KeyPurpose:
+            signing_key_activate(key=signing_key_generate(gateway=gateway, actor=ACTOR, purpose=purpose), actor=ACTOR)
+        _public_route(gateway, "/a", upstream)
+        first = _first_release(gateway, policies.snapshot_build(actor=ACTOR))
+        _public_route(gateway, "/b", upstream)
+        next_snapshot = policies.snapshot_build(actor=ACTOR)
+        with _running(kind, directory):
+            staged = Stage(gateway, directory, first, next_snapshot, port)
+            assert staged.answers(first)
+            yield staged
+
+
+def _deploy(stage: Stage) -> Deployment:
+    deployment = deploy_gateway(
+        gateway=stage.gateway, actor=ACTOR, trigger=DeploymentTrigger.CLI, snapshot=stage.next_snapshot
+    )
+    deployment.refresh_from_db()
+    return deployment
+
+
+def _leftovers(directory: Path) -> list[str]:
+    return [path.name for path in (directory / "releases").iterdir() if path.name.endswith(".partial")]
+
+
+def test_a_deploy_goes_live_on_the_running_proxy(stage):
+    assert stage.status("/b/page") == 404
+    steps_seen = []
+
+    deployment = deploy_gateway(
+        gateway=stage.gateway,
+        actor=ACTOR,
+        trigger=DeploymentTrigger.CLI,
+        snapshot=stage.next_snapshot,
+        listener=steps_seen.append,
+    )
+
+    deployment.refresh_from_db()
+    assert deployment.state == DeploymentState.LIVE, deployment.messages
+    assert deployment.previous == stage.first
+    assert deployment.finished_at is not None
+    assert [step["step"] for step in deployment.steps] == STEP_NAMES
+    assert all(step["ok"] and step["seconds"] >= 0 for step in deployment.steps)
+    assert [step["step"] for step in steps_seen] == STEP_NAMES
+    assert deployment.messages[-1]["text"].startswith("live:")
+    main = {GatewayKind.HAPROXY: "haproxy.cfg", GatewayKind.LIGHTTPD: "lighttpd.conf"}[stage.gateway.kind]
+    release = stage.directory / "releases" / str(deployment.pk)
+    assert deployment.file_hashes[main] == hashlib.sha256((release / main).read_bytes()).hexdigest()
+    assert len(deployment.rendered_sha256) == 64
+    assert os.readlink(stage.directory / "current") == f"releases/{deployment.pk}"
+    assert stage.answers(deployment)
+    assert stage.status("/b/page") == 200
+    assert stage.status("/a/page") == 200
+    assert _leftovers(stage.directory) == []
+    audited = AuditEvent.objects.filter(object_type="gateways.deployment", object_id=str(deployment.pk))
+    assert {"deployment.create", "deployment.update"} <= set(audited.values_list("action", flat=True))
+
+
+def test_a_config_that_fails_validation_is_never_pushed(stage, monkeypatch):
+    real_render = pipeline.render
+
+    def broken_render(kind, request):
+        rendered = real_render(kind, request)
+        files = dict(rendered.files)
+        files[rendered.main] = RenderedFile(rendered.files[rendered.main].content + b"\nthis is { not a config\n")
+        return RenderedConfig(kind=rendered.kind, main=rendered.main, files=files, lua_modules=rendered.lua_modules)
+
+    monkeypatch.setattr(pipeline, "render", broken_render)
+    deployment = _deploy(stage)
+
+    assert deployment.state == DeploymentState.FAILED
+    assert [step["step"] for step in deployment.steps] == ["render", "validate"]
+    assert deployment.steps[-1]["ok"] is False
+    assert "invalid config" in deployment.messages[-1]["text"]
+    assert os.readlink(stage.directory / "current") == f"releases/{stage.first.pk}"
+    assert not (stage.directory / "releases" / str(deployment.pk)).exists()
+    assert _leftovers(stage.directory) == []
+    assert stage.answers(stage.first)
+
+
+def test_a_probe_that_fails_after_the_reload_rolls_back_to_the_previous_release(stage, monkeypatch):
+    real_probe = pipeline.probe_until
+    new_ids = []
+
+    def probe_expecting_another_deployment(target, *, deployment_id, snapshot, **options):
+        if deployment_id != str(stage.first.pk):  # the new deployment's probe: wanted something never served
+            new_ids.append(deployment_id)
+            return real_probe(target, deployment_id="never-deployed", snapshot=snapshot, timeout=1)
+        return real_probe(target, deployment_id=deployment_id, snapshot=snapshot, **options)
+
+    monkeypatch.setattr(pipeline, "probe_until", probe_expecting_another_deployment)
+    deployment = _deploy(stage)
+
+    assert deployment.state == DeploymentState.ROLLED_BACK, deployment.messages
+    assert new_ids == [str(deployment.pk)]
+    assert [step["step"] for step in deployment.steps] == STEP_NAMES
+    assert deployment.steps[-1]["ok"] is False
+    assert f"rolled back to release {stage.first.pk}" in deployment.messages[-1]["text"]
+    assert os.readlink(stage.directory / "current") == f"releases/{stage.first.pk}"
+    assert stage.answers(stage.first)
+    assert stage.status("/b/page") == 404
+    assert not (stage.directory / "releases" / str(deployment.pk)).exists()
+
+
+# Without a running proxy ---------------------------------------------------------------------
+
+
+def _idle_gateway(tmp_path, *, deploy_directory: str | None = None) -> Gateway:
+    return policies.gateway_create(
+        actor=ACTOR, name="idle-edge", kind=GatewayKind.HAPROXY, listen_address="127.0.0.1:9",
+        public_hostnames=[HOST], deploy_directory=str(tmp_path) if deploy_directory is None else deploy_directory,
+    )  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_a_gateway_without_deploy_directory_is_refused(tmp_path):
+    gateway = _idle_gateway(tmp_path, deploy_directory="")
+    policies.snapshot_build(actor=ACTOR)
+    with pytest.raises(ValidationError, match="idle-edge has no deploy directory"):
+        deploy_gateway(gateway=gateway, actor=ACTOR, trigger=DeploymentTrigger.CLI)
+    assert not Deployment.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_finished_deployment_is_not_run_again(tmp_path):
+    gateway = _idle_gateway(tmp_path)
+    snapshot = policies.snapshot_build(actor=ACTOR)
+    done = Deployment.objects.create(
+        gateway=gateway, snapshot=snapshot, trigger=DeploymentTrigger.API, actor=str(ACTOR), state=DeploymentState.LIVE
+    )
+    assert deployment_run(deployment_id=done.pk).state == DeploymentState.LIVE
+    done.refresh_from_db()
+    assert done.steps == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_deploy_of_a_gateway_is_refused_while_one_holds_its_lock(tmp_path):
+    gateway = _idle_gateway(tmp_path)
+    policies.snapshot_build(actor=ACTOR)
+    errors = []
+
+    def deploy_from_another_connection():
+        try:
+            deploy_gateway(gateway=gateway, actor=ACTOR, trigger=DeploymentTrigger.API)
+        except DeploymentBusy as error:
+            errors.append(str(error))
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        Gateway.objects.select_for_update().get(pk=gateway.pk)  # what a running deploy holds
+        thread = threading.Thread(target=deploy_from_another_connection)
+        thread.start()
+        thread.join(timeout=20)
+    assert not thread.is_alive()
+    assert errors == ["a deployment of idle-edge is already running"]
+    assert not Deployment.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_task_runs_a_deployment_by_primary_key_once(tmp_path):
+    gateway = _idle_gateway(tmp_path)
+    snapshot = policies.snapshot_build(actor=ACTOR)
+    done = Deployment.objects.create(
+        gateway=gateway, snapshot=snapshot, trigger=DeploymentTrigger.API, actor=str(ACTOR), state=DeploymentState.LIVE
+    )
+    assert deployment_run_task.delay(done.pk).get() == DeploymentState.LIVE  # eager in tests: nothing re-run
+
+
+@pytest.mark.django_db
+def test_the_command_names_what_stops_a_deploy(tmp_path):
+    _idle_gateway(tmp_path, deploy_directory="")
+    policies.snapshot_build(actor=ACTOR)
+    with pytest.raises(CommandError, match="no gateway named 'nope'"):
+        call_command("deploy", "nope")
+    with pytest.raises(CommandError, match="idle-edge has no deploy directory"):
+        call_command("deploy", "idle-edge")
