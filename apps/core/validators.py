@@ -109,7 +109,10 @@ def normalize_path_prefix(value: str) -> str:
 def normalize_upstream_url(value: str) -> str:
     """An http(s) upstream with host and explicit port, and nothing a proxy server line cannot hold."""
     url = str(value).strip()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:  # unbalanced IPv6 brackets, e.g. "http://]]:80"
+        raise ValidationError("Upstream URL is not a valid URL.", code="upstream_url") from error
     if parts.scheme not in {"http", "https"}:
         raise ValidationError("Upstream URL must use http or https.", code="upstream_scheme")
     if not parts.hostname:

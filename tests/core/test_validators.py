@@ -169,6 +169,12 @@ def test_bad_listen_addresses(raw):
         validators.normalize_listen_address(raw)
 
 
+@pytest.mark.parametrize("raw", ["http://]]:80", "http://[::1:80", "https://[zz]:443"])
+def test_upstream_urls_with_broken_brackets_are_refused_as_invalid(raw):
+    with pytest.raises(ValidationError):
+        validators.normalize_upstream_url(raw)
+
+
 @pytest.mark.parametrize(
     ("raw", "normalized"),
     [("/srv/policyhub/edge", "/srv/policyhub/edge"), ("/srv//a/./b/../c/", "/srv/a/c"), ("//srv/x", "/srv/x")],
