@@ -181,7 +181,8 @@ def _clean_up(run: _Run) -> None:
 def deployment_pipeline_run(
     *, deployment: Deployment, actor: Actor, listener: StepListener | None = None
 ) -> Deployment:
-    """Run every step of a queued deployment; the caller holds the gateway's deploy lock."""
+    """Run every step of a queued deployment; the caller holds the gateway's deploy lock (and no
+    transaction: each step's record commits on its own)."""
     run = _Run(deployment, actor, LocalTransport(deployment.gateway.deploy_directory))
     try:
         for name, state, step in STEPS:

@@ -1,7 +1,10 @@
 """Operations on gateways: the equivalence proof, and deployments (one per gateway at a time)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.core.exceptions import ValidationError
-from django.db import OperationalError, transaction
+from django.db import connection, transaction
 
 from apps.core.actors import Actor
 from apps.core.services import model_create
@@ -11,21 +14,42 @@ from apps.gateways.pipeline import StepListener, deployment_pipeline_run
 from apps.gateways.proof import gateway_prove
 from apps.policies.models import Gateway, PolicySnapshot
 
-__all__ = ["DeploymentBusy", "deploy_gateway", "deployment_request", "deployment_run", "gateway_prove"]
+__all__ = [
+    "DeploymentBusy",
+    "deploy_gateway",
+    "deployment_request",
+    "deployment_run",
+    "gateway_deploy_lock",
+    "gateway_prove",
+]
 
 
 class DeploymentBusy(Exception):
     """Another deployment of the gateway holds its lock; transient: retry later."""
 
 
-def _lock(gateway: Gateway) -> Gateway:
-    """Take the gateway's row lock for the caller's transaction, or fail at once if another deploy holds it."""
+# The key class of deploy locks (PostgreSQL's two-int advisory key space; the audit chain uses the other).
+DEPLOY_LOCK_CLASS = 0x50484450  # "PHDP"
+
+
+@contextmanager
+def gateway_deploy_lock(gateway: Gateway) -> Iterator[None]:
+    """One deployment per gateway at a time, enforced by PostgreSQL: a session advisory lock, taken
+    at once or refused with ``DeploymentBusy``. It is held outside any transaction, so each step the
+    pipeline records commits as it happens (others can follow a deploy, and the audit chain's lock
+    is never held for a whole deploy). SQLite, the single-process demo, has no such lock."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [DEPLOY_LOCK_CLASS, gateway.pk])
+        if not cursor.fetchone()[0]:
+            raise DeploymentBusy(f"a deployment of {gateway.name} is already running")
     try:
-        return Gateway.objects.select_for_update(nowait=True).get(pk=gateway.pk)
-    except OperationalError as error:
-        if getattr(error.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
-            raise DeploymentBusy(f"a deployment of {gateway.name} is already running") from None
-        raise
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [DEPLOY_LOCK_CLASS, gateway.pk])
 
 
 def _deployment_create(*, gateway: Gateway, actor: Actor, trigger: str, snapshot: PolicySnapshot | None) -> Deployment:
@@ -57,12 +81,11 @@ def deploy_gateway(
 ) -> Deployment:
     """Deploy ``snapshot`` (default: the newest) to ``gateway`` now, in this process.
 
-    Holds the gateway's row lock throughout: a concurrent deploy of the same gateway raises
-    ``DeploymentBusy``. The row's progress is committed with the outcome.
+    Holds the gateway's deploy lock throughout: a concurrent deploy of the same gateway raises
+    ``DeploymentBusy``. Each step is committed on the row as it completes.
     """
-    with transaction.atomic():
-        locked = _lock(gateway)
-        deployment = _deployment_create(gateway=locked, actor=actor, trigger=trigger, snapshot=snapshot)
+    with gateway_deploy_lock(gateway):
+        deployment = _deployment_create(gateway=gateway, actor=actor, trigger=trigger, snapshot=snapshot)
         return deployment_pipeline_run(deployment=deployment, actor=actor, listener=listener)
 
 
@@ -81,9 +104,8 @@ def deployment_request(
 def deployment_run(*, deployment_id: int) -> Deployment:
     """Run a queued deployment under the gateway's lock. A deployment already past ``queued`` is left
     as it is, so a redelivered task does nothing twice."""
-    with transaction.atomic():
-        deployment = Deployment.objects.select_related("gateway", "snapshot").get(pk=deployment_id)
-        _lock(deployment.gateway)
+    deployment = Deployment.objects.select_related("gateway", "snapshot").get(pk=deployment_id)
+    with gateway_deploy_lock(deployment.gateway):
         deployment.refresh_from_db()
         if deployment.state != DeploymentState.QUEUED:
             return deployment

@@ -87,7 +87,16 @@ def _lua(rendered: RenderedConfig, directory: Path, luac: str) -> Iterator[Probl
                 yield result
                 return
             if result.returncode != 0:
-                yield Problem("lua", (result.stderr or result.stdout).strip())
+                yield Problem("lua", _compiler_message(rendered, name, (result.stderr or result.stdout).strip()))
+
+
+def _compiler_message(rendered: RenderedConfig, name: str, message: str) -> str:
+    # luac quotes the text near an error; a private (0600) file holds secrets, which must never reach
+    # a deployment's messages or the audit log.
+    if rendered.files[name].mode & 0o077 == 0:
+        line = message.split(":")[2] if message.count(":") >= 2 else "?"
+        return f"{name} does not compile (line {line.strip()}); the compiler's text is withheld: the file holds secrets"
+    return message
 
 
 # HAProxy ---------------------------------------------------------------------------------------

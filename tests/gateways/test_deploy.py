@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
-from django.db import connection, transaction
+from django.db import connection
 
 from apps.audit.models import AuditEvent
 from apps.core.actors import Actor
@@ -32,7 +32,7 @@ from apps.gateways.probe import ProbeTarget, probe_until
 from apps.gateways.rendered import RenderedConfig, RenderedFile
 from apps.gateways.renderers import render
 from apps.gateways.selectors import render_request_for
-from apps.gateways.services import DeploymentBusy, deploy_gateway, deployment_run
+from apps.gateways.services import DeploymentBusy, deploy_gateway, deployment_run, gateway_deploy_lock
 from apps.gateways.tasks import deployment_run_task
 from apps.gateways.transports import LocalTransport
 from apps.policies import services as policies
@@ -270,8 +270,7 @@ def test_a_second_deploy_of_a_gateway_is_refused_while_one_holds_its_lock(tmp_pa
         finally:
             connection.close()
 
-    with transaction.atomic():
-        Gateway.objects.select_for_update().get(pk=gateway.pk)  # what a running deploy holds
+    with gateway_deploy_lock(gateway):  # what a running deploy holds
         thread = threading.Thread(target=deploy_from_another_connection)
         thread.start()
         thread.join(timeout=20)

@@ -169,3 +169,13 @@ def test_lua_modules_the_gate_requires_must_load():
     needs = RenderedConfig(kind="lighttpd", main=rendered.main, files=rendered.files,
                            lua_modules=("cjson.safe", "openssl.pkey", "no_such_module"))  # fmt: skip
     assert _problems(needs) == [("lua", "Lua module no_such_module does not load with lua5.4")]
+
+
+def test_compiler_messages_about_private_lua_files_never_quote_them():
+    secret_script = RenderedFile(b'local keys = { k1 = "hunter2-secret" "oops" }\n', mode=0o600)
+    rendered = lighttpd(lua=b"return 200\n")
+    broken = RenderedConfig(kind="lighttpd", main=rendered.main, files={**rendered.files, "keys.lua": secret_script})
+    [(check, message)] = _problems(broken)
+    assert check == "lua"
+    assert "hunter2" not in message
+    assert message == "keys.lua does not compile (line 1); the compiler's text is withheld: the file holds secrets"
