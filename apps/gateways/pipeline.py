@@ -25,7 +25,7 @@ from apps.gateways.proof import gateway_prove
 from apps.gateways.reload import reload_proxy
 from apps.gateways.rendered import RenderedConfig
 from apps.gateways.renderers import render
-from apps.gateways.selectors import render_request_for
+from apps.gateways.selectors import render_request_for, tls_certificates
 from apps.gateways.transports import LocalTransport, Transport
 from apps.gateways.validate import validate
 
@@ -178,14 +178,31 @@ def _clean_up(run: _Run) -> None:
         _record(run, message=("warning", f"could not remove release {run.deployment.release}: {error}"))
 
 
+def _steps_to_run(run: _Run) -> tuple:
+    """Every step for a queued deployment. One found in between was interrupted (its worker died;
+    the caller holds the lock now): after its flip only reload and probe remain, with the previous
+    release to roll back to; before it, everything runs again (staging replaces a half-staged release)."""
+    deployment = run.deployment
+    if deployment.state == DeploymentState.QUEUED:
+        return STEPS
+    if run.transport.active() != deployment.release:
+        _record(run, message=("warning", f"resuming an interrupted deployment (was {deployment.state}) from the start"))
+        return STEPS
+    run.flipped = True
+    run.previous_release = deployment.previous.release if deployment.previous else None
+    run.tls = bool(tls_certificates(gateway=deployment.gateway))
+    _record(run, message=("warning", f"resuming an interrupted deployment (was {deployment.state}) after its flip"))
+    return STEPS[[name for name, _state, _step in STEPS].index("reload") :]
+
+
 def deployment_pipeline_run(
     *, deployment: Deployment, actor: Actor, listener: StepListener | None = None
 ) -> Deployment:
-    """Run every step of a queued deployment; the caller holds the gateway's deploy lock (and no
-    transaction: each step's record commits on its own)."""
+    """Run the steps of a queued or interrupted deployment; the caller holds the gateway's deploy
+    lock (and no transaction: each step's record commits on its own)."""
     run = _Run(deployment, actor, LocalTransport(deployment.gateway.deploy_directory))
     try:
-        for name, state, step in STEPS:
+        for name, state, step in _steps_to_run(run):
             reason = _run_step(run, name, state, step, listener)
             if reason and run.flipped:
                 _roll_back(run, reason)

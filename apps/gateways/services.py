@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
 from apps.core.actors import Actor
-from apps.core.services import model_create
+from apps.core.services import model_create, model_update
 from apps.gateways.choices import DeploymentState
 from apps.gateways.models import Deployment
 from apps.gateways.pipeline import StepListener, deployment_pipeline_run
@@ -16,6 +16,7 @@ from apps.policies.models import Gateway, PolicySnapshot
 
 __all__ = [
     "DeploymentBusy",
+    "deploy_all",
     "deploy_gateway",
     "deployment_request",
     "deployment_run",
@@ -92,22 +93,37 @@ def deploy_gateway(
 def deployment_request(
     *, gateway: Gateway, actor: Actor, trigger: str, snapshot: PolicySnapshot | None = None
 ) -> Deployment:
-    """Queue a deployment; a Celery task runs it once this transaction commits."""
+    """Queue a deployment; a Celery task runs it once this transaction commits. A request for a
+    gateway that already has one queued joins it (taking this request's snapshot) instead of racing it."""
     from apps.gateways.tasks import deployment_run_task  # tasks import this module
 
     with transaction.atomic():
+        Gateway.objects.select_for_update().filter(pk=gateway.pk).exists()  # requests queue one at a time
+        queued = Deployment.objects.filter(gateway=gateway, state=DeploymentState.QUEUED).first()
+        if queued is not None:
+            newest = snapshot or PolicySnapshot.objects.order_by("-created_at", "-id").first()
+            return model_update(instance=queued, actor=actor, data={"snapshot": newest})[0]
         deployment = _deployment_create(gateway=gateway, actor=actor, trigger=trigger, snapshot=snapshot)
         transaction.on_commit(lambda: deployment_run_task.delay(deployment.pk))
     return deployment
 
 
+def deploy_all(*, actor: Actor, trigger: str, snapshot: PolicySnapshot | None = None) -> list[Deployment]:
+    """Queue a deployment of every deployable gateway (one with a deploy directory)."""
+    gateways = Gateway.objects.exclude(deploy_directory="").order_by("name")
+    return [
+        deployment_request(gateway=gateway, actor=actor, trigger=trigger, snapshot=snapshot) for gateway in gateways
+    ]
+
+
 def deployment_run(*, deployment_id: int) -> Deployment:
-    """Run a queued deployment under the gateway's lock. A deployment already past ``queued`` is left
-    as it is, so a redelivered task does nothing twice."""
+    """Run a deployment under the gateway's lock. A finished one is left as it is, so a redelivered
+    task does nothing twice; one found in between lost its worker (whoever ran it no longer holds
+    the lock) and is taken up where it stopped."""
     deployment = Deployment.objects.select_related("gateway", "snapshot").get(pk=deployment_id)
     with gateway_deploy_lock(deployment.gateway):
         deployment.refresh_from_db()
-        if deployment.state != DeploymentState.QUEUED:
+        if deployment.finished:
             return deployment
         kind, _, name = deployment.actor.partition(":")
         return deployment_pipeline_run(deployment=deployment, actor=Actor(kind, name))

@@ -32,7 +32,14 @@ from apps.gateways.probe import ProbeTarget, probe_until
 from apps.gateways.rendered import RenderedConfig, RenderedFile
 from apps.gateways.renderers import render
 from apps.gateways.selectors import render_request_for
-from apps.gateways.services import DeploymentBusy, deploy_gateway, deployment_run, gateway_deploy_lock
+from apps.gateways.services import (
+    DeploymentBusy,
+    deploy_all,
+    deploy_gateway,
+    deployment_request,
+    deployment_run,
+    gateway_deploy_lock,
+)
 from apps.gateways.tasks import deployment_run_task
 from apps.gateways.transports import LocalTransport
 from apps.policies import services as policies
@@ -225,6 +232,35 @@ def test_a_probe_that_fails_after_the_reload_rolls_back_to_the_previous_release(
     assert not (stage.directory / "releases" / str(deployment.pk)).exists()
 
 
+class WorkerKilled(BaseException):
+    """Stands in for SIGKILL: nothing in the pipeline catches it, so the row stays where it was."""
+
+
+@pytest.mark.parametrize(("dies_in", "left_in"), [("reload_proxy", "reloading"), ("gateway_prove", "proving")])
+def test_a_deployment_whose_worker_died_is_finished_by_the_next_run(stage, monkeypatch, dies_in, left_in):
+    def die(**kwargs):
+        raise WorkerKilled
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pipeline, dies_in, die)
+        with pytest.raises(WorkerKilled):
+            _deploy(stage)
+    interrupted = Deployment.objects.get(snapshot=stage.next_snapshot)
+    assert interrupted.state == left_in
+    flipped = os.readlink(stage.directory / "current") == f"releases/{interrupted.pk}"
+    assert flipped is (left_in == "reloading")
+
+    resumed = deployment_run(deployment_id=interrupted.pk)  # what the redelivered task does
+
+    resumed.refresh_from_db()
+    assert resumed.state == DeploymentState.LIVE, resumed.messages
+    assert any("resuming an interrupted deployment" in message["text"] for message in resumed.messages)
+    after = [step["step"] for step in resumed.steps][len(interrupted.steps) :]
+    assert after == (["reload", "probe"] if flipped else STEP_NAMES)
+    assert stage.answers(resumed)
+    assert stage.status("/b/page") == 200
+
+
 # Without a running proxy ---------------------------------------------------------------------
 
 
@@ -300,3 +336,30 @@ def test_the_command_names_what_stops_a_deploy(tmp_path):
         call_command("deploy", "nope")
     with pytest.raises(CommandError, match="idle-edge has no deploy directory"):
         call_command("deploy", "idle-edge")
+
+
+@pytest.mark.django_db
+def test_a_second_request_joins_the_queued_deployment_with_its_snapshot(tmp_path):
+    gateway = _idle_gateway(tmp_path)
+    first_snapshot = policies.snapshot_build(actor=ACTOR)
+    queued = deployment_request(gateway=gateway, actor=ACTOR, trigger=DeploymentTrigger.API)
+    _public_route(gateway, "/new", "http://127.0.0.1:9")
+    newer = policies.snapshot_build(actor=ACTOR)
+
+    joined = deployment_request(gateway=gateway, actor=ACTOR, trigger=DeploymentTrigger.WEBHOOK, snapshot=newer)
+
+    assert joined.pk == queued.pk
+    assert Deployment.objects.get().snapshot == newer != first_snapshot
+
+
+@pytest.mark.django_db
+def test_deploy_all_queues_every_deployable_gateway(tmp_path):
+    deployable = _idle_gateway(tmp_path)
+    policies.gateway_create(
+        actor=ACTOR, name="manual-edge", kind=GatewayKind.LIGHTTPD, listen_address="127.0.0.1:10",
+        public_hostnames=["other.example.test"],
+    )  # fmt: skip
+    policies.snapshot_build(actor=ACTOR)
+    queued = deploy_all(actor=ACTOR, trigger=DeploymentTrigger.SCHEDULE)
+    assert [deployment.gateway for deployment in queued] == [deployable]
+    assert queued[0].state == DeploymentState.QUEUED
