@@ -26,3 +26,7 @@ class KeyState(models.TextChoices):
 
 # Keys the proxies must accept: everything not retired.
 ACCEPTED_STATES = (KeyState.NEXT, KeyState.ACTIVE, KeyState.RETIRING)
+
+
+# The clock skew proxies allow on exp/nbf, and that key retirement waits out on top of token lifetimes.
+CLOCK_LEEWAY_SECONDS = 30

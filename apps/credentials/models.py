@@ -23,6 +23,7 @@ class SigningKey(models.Model):
     private_material = EncryptedTextField()
     not_before = models.DateTimeField()
     not_after = models.DateTimeField()
+    retiring_since = models.DateTimeField(null=True, blank=True, help_text="When it stopped signing.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

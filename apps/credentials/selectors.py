@@ -1,10 +1,11 @@
 """Reads for signing keys: the key that signs now, and the keys a proxy must accept."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import QuerySet
 
-from apps.credentials.choices import ACCEPTED_STATES, KeyPurpose, KeyState, SigningAlgorithm
+from apps.credentials.choices import ACCEPTED_STATES, CLOCK_LEEWAY_SECONDS, KeyPurpose, KeyState, SigningAlgorithm
 from apps.credentials.models import Certificate, SigningKey
 from apps.policies.choices import GatewayKind
 from apps.policies.models import Gateway
@@ -29,9 +30,26 @@ def signing_key_for_minting(
     ).first()
 
 
-def signing_keys_accepted(*, gateway: Gateway, purpose: str = KeyPurpose.EDGE_TOKEN) -> QuerySet[SigningKey]:
-    """Every key for ``purpose`` the gateway's proxy must verify with (next, active and retiring), in kid order."""
-    return SigningKey.objects.filter(gateway=gateway, purpose=purpose, state__in=ACCEPTED_STATES).order_by("kid")
+def retirement_overlap(purpose: str) -> timedelta:
+    """How long a key keeps being accepted after it stopped signing: the longest lifetime of what it
+    signed, plus the proxies' clock leeway."""
+    longest = (
+        settings.POLICYHUB_SIGNED_LINK_MAX_TTL_SECONDS
+        if purpose == KeyPurpose.SIGNED_LINK
+        else settings.POLICYHUB_EDGE_TOKEN_MAX_TTL_SECONDS
+    )
+    return timedelta(seconds=longest + CLOCK_LEEWAY_SECONDS)
+
+
+def signing_keys_accepted(
+    *, gateway: Gateway, purpose: str = KeyPurpose.EDGE_TOKEN, now: datetime | None = None
+) -> QuerySet[SigningKey]:
+    """Every key for ``purpose`` the gateway's proxy must verify with, in kid order: next, active,
+    and retiring ones whose overlap has not passed at ``now`` (default: any retiring key)."""
+    keys = SigningKey.objects.filter(gateway=gateway, purpose=purpose, state__in=ACCEPTED_STATES)
+    if now is not None:
+        keys = keys.exclude(state=KeyState.RETIRING, retiring_since__lte=now - retirement_overlap(purpose))
+    return keys.order_by("kid")
 
 
 def gateway_certificates(*, gateway: Gateway, now: datetime) -> QuerySet[Certificate]:

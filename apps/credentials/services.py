@@ -62,7 +62,9 @@ def signing_key_activate(*, key: SigningKey, actor: Actor) -> SigningKey:
         gateway=key.gateway, purpose=key.purpose, state=KeyState.ACTIVE
     )
     for previous in active:
-        model_update(instance=previous, actor=actor, data={"state": KeyState.RETIRING})
+        model_update(
+            instance=previous, actor=actor, data={"state": KeyState.RETIRING, "retiring_since": timezone.now()}
+        )
     return model_update(instance=key, actor=actor, data={"state": KeyState.ACTIVE})[0]
 
 

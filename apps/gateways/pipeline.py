@@ -18,6 +18,8 @@ from django.utils import timezone
 
 from apps.core.actors import Actor
 from apps.core.services import model_update
+from apps.credentials.choices import KeyPurpose
+from apps.credentials.rotate import rotation_complete, rotation_prepare
 from apps.gateways.choices import DeploymentState
 from apps.gateways.models import Deployment
 from apps.gateways.probe import ProbeTarget, probe_until
@@ -45,6 +47,7 @@ class _Run:
     tls: bool = False
     flipped: bool = False  # ``current`` names this deployment's release
     previous_release: str | None = None
+    live_kids: dict[str, set[str]] | None = None  # purpose -> the kids this release accepts
 
 
 def _record(run: _Run, *, state: str | None = None, step: dict | None = None, message=None, **fields) -> None:
@@ -66,12 +69,17 @@ def _record(run: _Run, *, state: str | None = None, step: dict | None = None, me
 
 def _render(run: _Run) -> str:
     deployment = run.deployment
+    rotation_prepare(gateway=deployment.gateway, actor=run.actor)  # this release publishes the 'next' keys
     request = render_request_for(
         gateway=deployment.gateway, snapshot=deployment.snapshot, deployment_id=str(deployment.pk)
     )
     request = replace(request, install_directory=run.transport.release_path(deployment.release))
     run.rendered = render(deployment.gateway.kind, request)
     run.tls = bool(request.certificates)
+    run.live_kids = {
+        KeyPurpose.EDGE_TOKEN: {key.kid for key in request.keys},
+        KeyPurpose.SIGNED_LINK: {key.kid for key in request.link_keys},
+    }
     hashes = {name: hashlib.sha256(file.content).hexdigest() for name, file in run.rendered.files.items()}
     _record(run, rendered_sha256=run.rendered.sha256(), file_hashes=hashes)
     return f"rendered {len(hashes)} files, sha256 {deployment.rendered_sha256[:12]}"
@@ -164,6 +172,18 @@ def _roll_back(run: _Run, reason: str) -> None:
     _finish(run, DeploymentState.ROLLED_BACK, f"{reason}; rolled back to release {previous_release}")
 
 
+def _rotate(run: _Run) -> str:
+    """Keys move on only once the release publishing them is live; a failure here leaves the
+    deployment live and the keys where they were (the next deploy rotates them)."""
+    if run.live_kids is None:
+        return "keys not rotated: this run resumed after the flip, without the release's key list"
+    try:
+        changes = rotation_complete(gateway=run.deployment.gateway, actor=run.actor, live_kids=run.live_kids)
+    except Exception as error:  # the config is live whatever happens to the keys
+        return f"keys not rotated: {type(error).__name__}: {error}"
+    return "keys: " + ("; ".join(changes) or "nothing to rotate")
+
+
 def _finish(run: _Run, state: str, text: str) -> None:
     _record(run, state=state, finished_at=timezone.now(), message=("info" if state == "live" else "error", text))
 
@@ -211,7 +231,7 @@ def deployment_pipeline_run(
                 _finish(run, DeploymentState.FAILED, f"{reason}; the live release was not touched")
                 return deployment
         snapshot = deployment.snapshot.sha256[:12]
-        _finish(run, DeploymentState.LIVE, f"live: release {deployment.release}, snapshot {snapshot}")
+        _finish(run, DeploymentState.LIVE, f"live: release {deployment.release}, snapshot {snapshot}; {_rotate(run)}")
         return deployment
     finally:
         _clean_up(run)

@@ -3,6 +3,7 @@
 import json
 
 from django.conf import settings
+from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.core.actors import Actor
@@ -20,7 +21,8 @@ def gateway_prove(*, gateway: Gateway, snapshot: PolicySnapshot, actor: Actor) -
     Probe tokens and signed links are signed with every key the gateway accepts, so each kid is exercised.
     """
     signers = tuple(
-        TokenSigner.for_key(key) for key in signing_keys_accepted(gateway=gateway).select_related("gateway")
+        TokenSigner.for_key(key)
+        for key in signing_keys_accepted(gateway=gateway, now=timezone.now()).select_related("gateway")
     )
     result = prove(
         content=json.loads(snapshot.content),

@@ -21,7 +21,7 @@ def verification_keys(*, gateway: Gateway, purpose: str = KeyPurpose.EDGE_TOKEN)
             public_key_pem=key.public_key_pem,
             secret=key.private_material if key.algorithm == SigningAlgorithm.HS256 else Secret(""),
         )
-        for key in signing_keys_accepted(gateway=gateway, purpose=purpose)
+        for key in signing_keys_accepted(gateway=gateway, purpose=purpose, now=timezone.now())
     )
 
 

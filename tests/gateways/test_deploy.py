@@ -21,7 +21,9 @@ from django.db import connection
 
 from apps.audit.models import AuditEvent
 from apps.core.actors import Actor
-from apps.credentials.choices import KeyPurpose
+from apps.credentials.choices import KeyPurpose, KeyState
+from apps.credentials.mint import mint_edge_token
+from apps.credentials.models import SigningKey
 from apps.credentials.services import signing_key_activate, signing_key_generate
 from apps.gateways import pipeline
 from apps.gateways.choices import DeploymentState, DeploymentTrigger
@@ -45,6 +47,7 @@ from apps.gateways.transports import LocalTransport
 from apps.policies import services as policies
 from apps.policies.choices import AuthMode, GatewayKind
 from apps.policies.models import Gateway, PolicySnapshot
+from tests.factories import IdentityFactory
 
 pytestmark = pytest.mark.slow
 ACTOR = Actor.system("deploy-test")
@@ -65,21 +68,22 @@ class Stage:
         probe_until(target, deployment_id=str(deployment.pk), snapshot=deployment.snapshot.sha256, timeout=5)
         return True
 
-    def status(self, path: str) -> int:
+    def status(self, path: str, token: str = "") -> int:
         client = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        headers = {"Host": HOST, **({"Authorization": f"Bearer {token}"} if token else {})}
         try:
-            client.request("GET", path, headers={"Host": HOST})
+            client.request("GET", path, headers=headers)
             return client.getresponse().status
         finally:
             client.close()
 
 
-def _public_route(gateway: Gateway, prefix: str, upstream: str) -> None:
+def _public_route(gateway: Gateway, prefix: str, upstream: str, auth_mode: str = AuthMode.PUBLIC) -> None:
     application = policies.application_create(actor=ACTOR, name=f"app{prefix}", slug=f"app-{prefix.strip('/')}")
     route = policies.route_create(
         actor=ACTOR, gateway=gateway, application=application, host=HOST, path_prefix=prefix, upstream_url=upstream
     )
-    policies.access_rule_create(actor=ACTOR, route=route, auth_mode=AuthMode.PUBLIC)
+    policies.access_rule_create(actor=ACTOR, route=route, auth_mode=auth_mode)
 
 
 def _first_release(gateway: Gateway, snapshot: PolicySnapshot) -> Deployment:
@@ -132,6 +136,7 @@ def stage(request, db, tmp_path):
         for purpose in KeyPurpose:
             signing_key_activate(key=signing_key_generate(gateway=gateway, actor=ACTOR, purpose=purpose), actor=ACTOR)
         _public_route(gateway, "/a", upstream)
+        _public_route(gateway, "/private", upstream, AuthMode.AUTHENTICATED)
         first = _first_release(gateway, policies.snapshot_build(actor=ACTOR))
         _public_route(gateway, "/b", upstream)
         next_snapshot = policies.snapshot_build(actor=ACTOR)
@@ -230,6 +235,25 @@ def test_a_probe_that_fails_after_the_reload_rolls_back_to_the_previous_release(
     assert stage.answers(stage.first)
     assert stage.status("/b/page") == 404
     assert not (stage.directory / "releases" / str(deployment.pk)).exists()
+
+
+def test_each_deploy_rotates_keys_without_refusing_tokens_signed_before_it(stage):
+    identity = IdentityFactory()
+    before = mint_edge_token(identity=identity, gateway=stage.gateway)
+    assert stage.status("/private/x", before.token) == 200
+
+    first = _deploy(stage)  # publishes the 'next' key, then switches the minter to it
+    assert first.state == DeploymentState.LIVE, first.messages
+    assert "now signs edge-tokens" in first.messages[-1]["text"]
+    keys = dict(
+        SigningKey.objects.filter(gateway=stage.gateway, purpose=KeyPurpose.EDGE_TOKEN).values_list("kid", "state")
+    )
+    assert keys[before.kid] == KeyState.RETIRING
+    after = mint_edge_token(identity=identity, gateway=stage.gateway)
+    assert after.kid != before.kid
+    assert keys[after.kid] == KeyState.ACTIVE
+    assert stage.status("/private/x", before.token) == 200  # the old key is still accepted (overlap)
+    assert stage.status("/private/x", after.token) == 200  # the new key was live before it signed
 
 
 class WorkerKilled(BaseException):

@@ -7,11 +7,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from apps.credentials.choices import CLOCK_LEEWAY_SECONDS
 from apps.credentials.mint import sign_edge_token
 from apps.gateways.echo import echo_upstream
 from apps.gateways.live import free_loopback_port, running_proxy
 from apps.gateways.renderers import render
-from apps.gateways.renderers.base import CLOCK_LEEWAY_SECONDS, RenderRequest
+from apps.gateways.renderers.base import RenderRequest
 from tests.policies.builder import policy, route, rule
 from tests.support.keys import key_pair
 

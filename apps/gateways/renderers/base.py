@@ -45,7 +45,6 @@ from apps.gateways.rendered import RenderedConfig
 from apps.policies.snapshot import CompiledPolicy
 
 WELL_KNOWN_PATH = "/.well-known/policyhub/config"
-CLOCK_LEEWAY_SECONDS = 30
 # identity header choice (AccessRule.identity_headers) -> (header name, token claim it is taken from)
 IDENTITY_HEADERS = {
     "subject": ("X-Policyhub-Subject", "sub"),

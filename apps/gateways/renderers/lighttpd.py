@@ -15,11 +15,11 @@ from pathlib import Path
 from string import Template
 from urllib.parse import urlsplit
 
+from apps.credentials.choices import CLOCK_LEEWAY_SECONDS
 from apps.gateways.rendered import RenderedConfig, RenderedFile
 from apps.gateways.renderers import register
 from apps.gateways.renderers.base import (
     ASYMMETRIC_ALGORITHMS,
-    CLOCK_LEEWAY_SECONDS,
     IDENTITY_HEADERS,
     LINK_RULE_KEY,
     WELL_KNOWN_PATH,
