@@ -59,9 +59,14 @@ def running_proxy(rendered: RenderedConfig, *, port: int) -> Iterator[Path]:
             _wait_for_port(port, process, log)
             yield directory
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Ask the proxy to stop (graceful for both); kill it if it is still there after 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -20,19 +20,21 @@ def gateway_prove(*, gateway: Gateway, snapshot: PolicySnapshot, actor: Actor) -
 
     Probe tokens and signed links are signed with every key the gateway accepts, so each kid is exercised.
     """
+    # one instant for both: a retiring key crossing its overlap in between would sign probe tokens
+    # the rendered config no longer accepts
+    now = timezone.now()
     signers = tuple(
-        TokenSigner.for_key(key)
-        for key in signing_keys_accepted(gateway=gateway, now=timezone.now()).select_related("gateway")
+        TokenSigner.for_key(key) for key in signing_keys_accepted(gateway=gateway, now=now).select_related("gateway")
     )
     result = prove(
         content=json.loads(snapshot.content),
         sha256=snapshot.sha256,
         gateway=gateway.name,
         kind=gateway.kind,
-        keys=verification_keys(gateway=gateway),
+        keys=verification_keys(gateway=gateway, now=now),
         signers=signers,
         issuer=settings.POLICYHUB_TOKEN_ISSUER,
-        link_keys=verification_keys(gateway=gateway, purpose=KeyPurpose.SIGNED_LINK),
+        link_keys=verification_keys(gateway=gateway, purpose=KeyPurpose.SIGNED_LINK, now=now),
         certificates=tls_certificates(gateway=gateway),
     )
     audit_record(

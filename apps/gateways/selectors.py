@@ -1,5 +1,7 @@
 """Reads for gateways: everything a renderer needs, gathered from the database."""
 
+from datetime import datetime
+
 from django.conf import settings
 from django.utils import timezone
 
@@ -11,7 +13,9 @@ from apps.policies.models import Gateway, PolicySnapshot
 from apps.policies.selectors import compiled_policy
 
 
-def verification_keys(*, gateway: Gateway, purpose: str = KeyPurpose.EDGE_TOKEN) -> tuple[VerificationKey, ...]:
+def verification_keys(
+    *, gateway: Gateway, purpose: str = KeyPurpose.EDGE_TOKEN, now: datetime | None = None
+) -> tuple[VerificationKey, ...]:
     """The keys for ``purpose`` the gateway's proxy must accept. Only HS256 secrets leave the database:
     a proxy verifying HMAC must hold the secret; for RS256/ES256 it gets the public key alone."""
     return tuple(
@@ -21,7 +25,7 @@ def verification_keys(*, gateway: Gateway, purpose: str = KeyPurpose.EDGE_TOKEN)
             public_key_pem=key.public_key_pem,
             secret=key.private_material if key.algorithm == SigningAlgorithm.HS256 else Secret(""),
         )
-        for key in signing_keys_accepted(gateway=gateway, purpose=purpose, now=timezone.now())
+        for key in signing_keys_accepted(gateway=gateway, purpose=purpose, now=now or timezone.now())
     )
 
 

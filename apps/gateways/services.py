@@ -11,18 +11,7 @@ from apps.core.services import model_create, model_update
 from apps.gateways.choices import DeploymentState
 from apps.gateways.models import Deployment
 from apps.gateways.pipeline import StepListener, deployment_pipeline_run
-from apps.gateways.proof import gateway_prove
 from apps.policies.models import Gateway, PolicySnapshot
-
-__all__ = [
-    "DeploymentBusy",
-    "deploy_all",
-    "deploy_gateway",
-    "deployment_request",
-    "deployment_run",
-    "gateway_deploy_lock",
-    "gateway_prove",
-]
 
 
 class DeploymentBusy(Exception):
@@ -98,7 +87,7 @@ def deployment_request(
     from apps.gateways.tasks import deployment_run_task  # tasks import this module
 
     with transaction.atomic():
-        Gateway.objects.select_for_update().filter(pk=gateway.pk).exists()  # requests queue one at a time
+        Gateway.objects.select_for_update().get(pk=gateway.pk)  # requests for one gateway queue one at a time
         queued = Deployment.objects.filter(gateway=gateway, state=DeploymentState.QUEUED).first()
         if queued is not None:
             newest = snapshot or PolicySnapshot.objects.order_by("-created_at", "-id").first()

@@ -28,7 +28,7 @@ from apps.credentials.services import signing_key_activate, signing_key_generate
 from apps.gateways import pipeline
 from apps.gateways.choices import DeploymentState, DeploymentTrigger
 from apps.gateways.echo import echo_upstream
-from apps.gateways.live import free_loopback_port
+from apps.gateways.live import free_loopback_port, stop_process
 from apps.gateways.models import Deployment
 from apps.gateways.probe import ProbeTarget, probe_until
 from apps.gateways.rendered import RenderedConfig, RenderedFile
@@ -115,12 +115,7 @@ def _running(kind: str, directory: Path):
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 @pytest.fixture(params=[GatewayKind.HAPROXY, GatewayKind.LIGHTTPD])

@@ -12,7 +12,7 @@ from apps.core.actors import Actor
 from apps.core.canonical import canonical_json
 from apps.core.demo import demo_seed
 from apps.gateways import verify
-from apps.gateways.services import gateway_prove
+from apps.gateways.proof import gateway_prove
 from apps.policies.models import Gateway
 from apps.policies.services import snapshot_build
 from apps.policies.snapshot import content_sha256

@@ -5,8 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.actors import Actor
 from apps.gateways.choices import DeploymentState, DeploymentTrigger
+from apps.gateways.management.lookups import gateway_named, snapshot_by_prefix
 from apps.gateways.services import DeploymentBusy, deploy_gateway
-from apps.policies.models import Gateway, PolicySnapshot
 
 
 class Command(BaseCommand):
@@ -21,12 +21,8 @@ class Command(BaseCommand):
         parser.add_argument("--snapshot", help="sha256 (or a unique prefix) of the snapshot; default: the newest")
 
     def handle(self, *args, gateway: str, snapshot: str | None, **options):
-        try:
-            target = Gateway.objects.get(name=gateway)
-        except Gateway.DoesNotExist:
-            names = ", ".join(Gateway.objects.values_list("name", flat=True)) or "none"
-            raise CommandError(f"no gateway named {gateway!r} (gateways: {names})") from None
-        chosen = self._snapshot(snapshot) if snapshot else None
+        target = gateway_named(gateway)
+        chosen = snapshot_by_prefix(snapshot) if snapshot else None
         try:
             deployment = deploy_gateway(
                 gateway=target, actor=Actor.cli(), trigger=DeploymentTrigger.CLI, snapshot=chosen, listener=self._step
@@ -41,10 +37,3 @@ class Command(BaseCommand):
     def _step(self, step: dict) -> None:
         style = self.style.SUCCESS if step["ok"] else self.style.ERROR
         self.stdout.write(style(f"{step['step']:>8}  {step['seconds']:6.2f}s  {step['text']}"))
-
-    @staticmethod
-    def _snapshot(prefix: str) -> PolicySnapshot:
-        matches = list(PolicySnapshot.objects.filter(sha256__startswith=prefix.lower())[:2])
-        if len(matches) != 1:
-            raise CommandError(f"--snapshot {prefix!r} matches {len(matches)} snapshots; give more of the sha256")
-        return matches[0]

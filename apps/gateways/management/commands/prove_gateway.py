@@ -3,8 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.actors import Actor
-from apps.gateways.services import gateway_prove
-from apps.policies.models import Gateway, PolicySnapshot
+from apps.gateways.management.lookups import gateway_named, snapshot_by_prefix
+from apps.gateways.proof import gateway_prove
 from apps.policies.services import snapshot_build
 
 
@@ -20,12 +20,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, gateway: str, snapshot: str | None, **options):
         actor = Actor.cli()
-        try:
-            target = Gateway.objects.get(name=gateway)
-        except Gateway.DoesNotExist:
-            names = ", ".join(Gateway.objects.values_list("name", flat=True)) or "none"
-            raise CommandError(f"no gateway named {gateway!r} (gateways: {names})") from None
-        chosen = self._snapshot(snapshot) if snapshot else snapshot_build(actor=actor)
+        target = gateway_named(gateway)
+        chosen = snapshot_by_prefix(snapshot) if snapshot else snapshot_build(actor=actor)
         self.stdout.write(f"proving {target.name} ({target.kind}) against snapshot {chosen.sha256[:16]} ...")
         result = gateway_prove(gateway=target, snapshot=chosen, actor=actor)
         for problem in result.problems:
@@ -36,10 +32,3 @@ class Command(BaseCommand):
         if not result.ok:
             raise CommandError(f"{target.name}: proof failed: {summary}")
         self.stdout.write(self.style.SUCCESS(f"{target.name}: proof passed: {summary}"))
-
-    @staticmethod
-    def _snapshot(prefix: str) -> PolicySnapshot:
-        matches = list(PolicySnapshot.objects.filter(sha256__startswith=prefix.lower())[:2])
-        if len(matches) != 1:
-            raise CommandError(f"--snapshot {prefix!r} matches {len(matches)} snapshots; give more of the sha256")
-        return matches[0]

@@ -1,0 +1,20 @@
+"""What the gateway commands look up by name, refused with a CommandError that says what exists."""
+
+from django.core.management.base import CommandError
+
+from apps.policies.models import Gateway, PolicySnapshot
+
+
+def gateway_named(name: str) -> Gateway:
+    try:
+        return Gateway.objects.get(name=name)
+    except Gateway.DoesNotExist:
+        names = ", ".join(Gateway.objects.values_list("name", flat=True)) or "none"
+        raise CommandError(f"no gateway named {name!r} (gateways: {names})") from None
+
+
+def snapshot_by_prefix(prefix: str) -> PolicySnapshot:
+    matches = list(PolicySnapshot.objects.filter(sha256__startswith=prefix.lower())[:2])
+    if len(matches) != 1:
+        raise CommandError(f"--snapshot {prefix!r} matches {len(matches)} snapshots; give more of the sha256")
+    return matches[0]
