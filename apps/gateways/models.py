@@ -15,6 +15,11 @@ class Deployment(models.Model):
     messages = models.JSONField(default=list, blank=True, help_text="[{at, level, text}]")
     rendered_sha256 = models.CharField(max_length=64, blank=True)
     file_hashes = models.JSONField(default=dict, blank=True, help_text="{file name: sha256}")
+    accepted_kids = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="{key purpose: [kid, ...]}: the keys the release accepts (rotation reads it)",
+    )
     previous = models.ForeignKey(
         "self",
         on_delete=models.PROTECT,

@@ -21,6 +21,7 @@ from apps.core.services import model_update
 from apps.credentials.choices import KeyPurpose
 from apps.credentials.rotate import rotation_complete, rotation_prepare
 from apps.gateways.choices import DeploymentState
+from apps.gateways.live_sample import live_sample_prove
 from apps.gateways.models import Deployment
 from apps.gateways.probe import ProbeTarget, probe_until
 from apps.gateways.proof import gateway_prove
@@ -47,7 +48,6 @@ class _Run:
     tls: bool = False
     flipped: bool = False  # ``current`` names this deployment's release
     previous_release: str | None = None
-    live_kids: dict[str, set[str]] | None = None  # purpose -> the kids this release accepts
 
 
 def _record(run: _Run, *, state: str | None = None, step: dict | None = None, message=None, **fields) -> None:
@@ -76,12 +76,12 @@ def _render(run: _Run) -> str:
     request = replace(request, install_directory=run.transport.release_path(deployment.release))
     run.rendered = render(deployment.gateway.kind, request)
     run.tls = bool(request.certificates)
-    run.live_kids = {
-        KeyPurpose.EDGE_TOKEN: {key.kid for key in request.keys},
-        KeyPurpose.SIGNED_LINK: {key.kid for key in request.link_keys},
+    accepted_kids = {
+        KeyPurpose.EDGE_TOKEN: sorted(key.kid for key in request.keys),
+        KeyPurpose.SIGNED_LINK: sorted(key.kid for key in request.link_keys),
     }
     hashes = {name: hashlib.sha256(file.content).hexdigest() for name, file in run.rendered.files.items()}
-    _record(run, rendered_sha256=run.rendered.sha256(), file_hashes=hashes)
+    _record(run, rendered_sha256=run.rendered.sha256(), file_hashes=hashes, accepted_kids=accepted_kids)
     return f"rendered {len(hashes)} files, sha256 {deployment.rendered_sha256[:12]}"
 
 
@@ -118,7 +118,19 @@ def _probe(run: _Run) -> str:
     deployment = run.deployment
     target = ProbeTarget.for_listen_address(deployment.gateway.listen_address, tls=run.tls)
     waited = probe_until(target, deployment_id=str(deployment.pk), snapshot=deployment.snapshot.sha256)
-    return f"{target.host}:{target.port} answers deployment {deployment.pk} after {waited:.2f}s"
+    sample = live_sample_prove(
+        gateway=deployment.gateway,
+        snapshot=deployment.snapshot,
+        target=target,
+        kids=deployment.accepted_kids.get(KeyPurpose.EDGE_TOKEN, ()),
+    )
+    if sample.mismatches:
+        found = "; ".join(mismatch.describe() for mismatch in sample.mismatches[:5])
+        raise StepFailed(f"the live gateway disagrees with the policy ({len(sample.mismatches)} mismatches): {found}")
+    return (
+        f"{target.host}:{target.port} answers deployment {deployment.pk} after {waited:.2f}s; "
+        f"live sample: {sample.requests} requests, 0 mismatches"
+    )
 
 
 STEPS = (
@@ -175,10 +187,11 @@ def _roll_back(run: _Run, reason: str) -> None:
 def _rotate(run: _Run) -> str:
     """Keys move on only once the release publishing them is live; a failure here leaves the
     deployment live and the keys where they were (the next deploy rotates them)."""
-    if run.live_kids is None:
-        return "keys not rotated: this run resumed after the flip, without the release's key list"
+    if not run.deployment.accepted_kids:
+        return "keys not rotated: the deployment does not record which keys its release accepts"
+    live_kids = {purpose: set(kids) for purpose, kids in run.deployment.accepted_kids.items()}
     try:
-        changes = rotation_complete(gateway=run.deployment.gateway, actor=run.actor, live_kids=run.live_kids)
+        changes = rotation_complete(gateway=run.deployment.gateway, actor=run.actor, live_kids=live_kids)
     except Exception as error:  # the config is live whatever happens to the keys
         return f"keys not rotated: {type(error).__name__}: {error}"
     return "keys: " + ("; ".join(changes) or "nothing to rotate")
@@ -215,14 +228,28 @@ def _steps_to_run(run: _Run) -> tuple:
     return STEPS[[name for name, _state, _step in STEPS].index("reload") :]
 
 
+def _install_steps(run: _Run) -> tuple:
+    """A gateway's first release: everything up to the flip, for a proxy that is not running yet."""
+    live = run.transport.active()
+    if live is not None:
+        raise StepFailed(f"the gateway already has a live release ({live}): deploy to it instead")
+    return STEPS[: [name for name, _state, _step in STEPS].index("push") + 1]
+
+
 def deployment_pipeline_run(
-    *, deployment: Deployment, actor: Actor, listener: StepListener | None = None
+    *, deployment: Deployment, actor: Actor, listener: StepListener | None = None, install: bool = False
 ) -> Deployment:
     """Run the steps of a queued or interrupted deployment; the caller holds the gateway's deploy
-    lock (and no transaction: each step's record commits on its own)."""
+    lock (and no transaction: each step's record commits on its own). ``install``: the gateway's
+    first release, for a proxy that will be started on it (nothing to reload or probe yet)."""
     run = _Run(deployment, actor, LocalTransport(deployment.gateway.deploy_directory))
     try:
-        for name, state, step in _steps_to_run(run):
+        try:
+            steps = _install_steps(run) if install else _steps_to_run(run)
+        except StepFailed as error:
+            _finish(run, DeploymentState.FAILED, f"{error}; nothing was changed")
+            return deployment
+        for name, state, step in steps:
             reason = _run_step(run, name, state, step, listener)
             if reason and run.flipped:
                 _roll_back(run, reason)
@@ -231,7 +258,9 @@ def deployment_pipeline_run(
                 _finish(run, DeploymentState.FAILED, f"{reason}; the live release was not touched")
                 return deployment
         snapshot = deployment.snapshot.sha256[:12]
-        _finish(run, DeploymentState.LIVE, f"live: release {deployment.release}, snapshot {snapshot}; {_rotate(run)}")
+        started = " (installed: start the proxy on it as README's Deploying section says)" if install else ""
+        text = f"live: release {deployment.release}, snapshot {snapshot}{started}; {_rotate(run)}"
+        _finish(run, DeploymentState.LIVE, text)
         return deployment
     finally:
         _clean_up(run)

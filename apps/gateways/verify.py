@@ -63,9 +63,12 @@ class ProofResult:
         return not self.mismatches and not self.problems and self.requests > 0
 
 
-def _token(case: ProbeCase, subject: str, signer: TokenSigner, issuer: str) -> EdgeToken | None:
+def probe_token(
+    case: ProbeCase, subject: str, signer: TokenSigner, issuer: str, ttl: timedelta | None = None
+) -> EdgeToken | None:
+    """The edge token a class sends (None for classes without one), for a synthetic ``subject``."""
     profile = {"preferred_username": subject, "email": f"{subject.replace(':', '.')}@proof.invalid", "name": subject}
-    arguments = {"subject": subject, "roles": case.roles, "profile": profile, "issuer": issuer}
+    arguments = {"subject": subject, "roles": case.roles, "profile": profile, "issuer": issuer, "ttl": ttl}
     if case.credential == "none" or case.credential.startswith("link"):
         return None
     if case.credential == "expired":
@@ -184,7 +187,7 @@ def prove(
             tls = bool(certificates)
             mismatches += _well_known_mismatches(port, gateway, sha256, deployment_id, tls)
             for case, subject, n in zip(cases, subjects, count(), strict=False):
-                token = _token(case, subject, signers[n % len(signers)], issuer)
+                token = probe_token(case, subject, signers[n % len(signers)], issuer)
                 identity = subject if case.credential == "valid" else None
                 link = case.link_rule if case.credential == "link" else None
                 decision = decide(

@@ -21,7 +21,9 @@ from django.db import connection
 
 from apps.audit.models import AuditEvent
 from apps.core.actors import Actor
+from apps.core.crypto import Secret
 from apps.credentials.choices import KeyPurpose, KeyState
+from apps.credentials.material import generate_key_material
 from apps.credentials.mint import mint_edge_token
 from apps.credentials.models import SigningKey
 from apps.credentials.services import signing_key_activate, signing_key_generate
@@ -32,8 +34,6 @@ from apps.gateways.live import free_loopback_port, stop_process
 from apps.gateways.models import Deployment
 from apps.gateways.probe import ProbeTarget, probe_until
 from apps.gateways.rendered import RenderedConfig, RenderedFile
-from apps.gateways.renderers import render
-from apps.gateways.selectors import render_request_for
 from apps.gateways.services import (
     DeploymentBusy,
     deploy_all,
@@ -41,9 +41,9 @@ from apps.gateways.services import (
     deployment_request,
     deployment_run,
     gateway_deploy_lock,
+    gateway_install,
 )
 from apps.gateways.tasks import deployment_run_task
-from apps.gateways.transports import LocalTransport
 from apps.policies import services as policies
 from apps.policies.choices import AuthMode, GatewayKind
 from apps.policies.models import Gateway, PolicySnapshot
@@ -86,19 +86,6 @@ def _public_route(gateway: Gateway, prefix: str, upstream: str, auth_mode: str =
     policies.access_rule_create(actor=ACTOR, route=route, auth_mode=auth_mode)
 
 
-def _first_release(gateway: Gateway, snapshot: PolicySnapshot) -> Deployment:
-    """What an operator does once before the first deploy: a release in place for the proxy to start on."""
-    deployment = Deployment.objects.create(
-        gateway=gateway, snapshot=snapshot, trigger=DeploymentTrigger.CLI, actor=str(ACTOR), state=DeploymentState.LIVE
-    )
-    transport = LocalTransport(gateway.deploy_directory)
-    request = render_request_for(gateway=gateway, snapshot=snapshot, deployment_id=str(deployment.pk))
-    request = replace(request, install_directory=transport.release_path(deployment.release))
-    transport.stage(deployment.release, render(gateway.kind, request))
-    transport.activate(deployment.release)
-    return deployment
-
-
 @contextmanager
 def _running(kind: str, directory: Path):
     run = directory / "run"
@@ -132,7 +119,10 @@ def stage(request, db, tmp_path):
             signing_key_activate(key=signing_key_generate(gateway=gateway, actor=ACTOR, purpose=purpose), actor=ACTOR)
         _public_route(gateway, "/a", upstream)
         _public_route(gateway, "/private", upstream, AuthMode.AUTHENTICATED)
-        first = _first_release(gateway, policies.snapshot_build(actor=ACTOR))
+        first = gateway_install(
+            gateway=gateway, actor=ACTOR, trigger=DeploymentTrigger.CLI, snapshot=policies.snapshot_build(actor=ACTOR)
+        )
+        assert first.state == DeploymentState.LIVE, first.messages
         _public_route(gateway, "/b", upstream)
         next_snapshot = policies.snapshot_build(actor=ACTOR)
         with _running(kind, directory):
@@ -251,6 +241,52 @@ def test_each_deploy_rotates_keys_without_refusing_tokens_signed_before_it(stage
     assert stage.status("/private/x", after.token) == 200  # the new key was live before it signed
 
 
+def test_the_live_sample_rolls_back_a_gateway_that_refuses_differently_from_the_policy(stage, monkeypatch):
+    admins = policies.role_create(actor=ACTOR, slug="admins")
+    application = policies.application_create(actor=ACTOR, name="admin", slug="admin")
+    route = policies.route_create(
+        actor=ACTOR, gateway=stage.gateway, application=application, host=HOST, path_prefix="/admin",
+        upstream_url="http://127.0.0.1:9/",
+    )  # fmt: skip
+    policies.access_rule_create(actor=ACTOR, route=route, auth_mode=AuthMode.ROLES, roles=[admins])
+    snapshot = policies.snapshot_build(actor=ACTOR)
+    real_render = pipeline.render
+
+    def render_with_strangers_keys(kind, request):
+        # Same kids, other key material: the pushed config refuses the gateway's real tokens with
+        # 401 where the policy says 403. The proof renders on its own, so it still passes.
+        strangers = tuple(replace(key, **_stranger_material(key.algorithm)) for key in request.keys)
+        return real_render(kind, replace(request, keys=strangers))
+
+    monkeypatch.setattr(pipeline, "render", render_with_strangers_keys)
+    deployment = deploy_gateway(gateway=stage.gateway, actor=ACTOR, trigger=DeploymentTrigger.CLI, snapshot=snapshot)
+    deployment.refresh_from_db()
+
+    assert deployment.state == DeploymentState.ROLLED_BACK, deployment.messages
+    assert [step["step"] for step in deployment.steps] == STEP_NAMES
+    assert next(step for step in deployment.steps if step["step"] == "prove")["ok"] is True
+    failure = next(m["text"] for m in deployment.messages if m["text"].startswith("probe:"))
+    assert "the live gateway disagrees with the policy" in failure
+    assert "/admin" in failure and "expected 403" in failure and "got 401" in failure
+    assert stage.answers(stage.first)
+
+
+def _stranger_material(algorithm: str) -> dict:
+    material = generate_key_material(algorithm)
+    return {"public_key_pem": material.public_key_pem, "secret": Secret(material.private_material)}
+
+
+def test_installing_over_a_live_release_is_refused_and_changes_nothing(stage):
+    deployment = gateway_install(gateway=stage.gateway, actor=ACTOR, trigger=DeploymentTrigger.CLI)
+
+    deployment.refresh_from_db()
+    assert deployment.state == DeploymentState.FAILED
+    assert deployment.steps == []
+    assert f"already has a live release ({stage.first.pk})" in deployment.messages[-1]["text"]
+    assert os.readlink(stage.directory / "current") == f"releases/{stage.first.pk}"
+    assert stage.answers(stage.first)
+
+
 class WorkerKilled(BaseException):
     """Stands in for SIGKILL: nothing in the pipeline catches it, so the row stays where it was."""
 
@@ -276,6 +312,7 @@ def test_a_deployment_whose_worker_died_is_finished_by_the_next_run(stage, monke
     assert any("resuming an interrupted deployment" in message["text"] for message in resumed.messages)
     after = [step["step"] for step in resumed.steps][len(interrupted.steps) :]
     assert after == (["reload", "probe"] if flipped else STEP_NAMES)
+    assert "now signs edge-tokens" in resumed.messages[-1]["text"]  # the row told it which keys went live
     assert stage.answers(resumed)
     assert stage.status("/b/page") == 200
 
