@@ -29,8 +29,8 @@ from apps.credentials.mint import checked_lifetime
 from apps.credentials.selectors import signing_key_for_minting
 from apps.identities.models import Identity
 from apps.policies.decide import decide_link_issue, normalize_request_host
-from apps.policies.models import Gateway, PolicySnapshot
-from apps.policies.selectors import compiled_policy
+from apps.policies.models import Gateway
+from apps.policies.selectors import compiled_policy, snapshot_newest
 
 
 class LinkRefused(Exception):
@@ -73,7 +73,7 @@ def signed_link_issue(
     if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
         raise LinkRefused(f"{url!r} must be an http(s) URL without query or fragment")
     path = parts.path or "/"
-    snapshot = PolicySnapshot.objects.order_by("-created_at", "-id").first()
+    snapshot = snapshot_newest()
     if snapshot is None:
         raise LinkRefused("there is no policy snapshot yet")
     if not identity.active:

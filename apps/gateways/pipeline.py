@@ -29,7 +29,7 @@ from apps.gateways.reload import reload_proxy
 from apps.gateways.rendered import RenderedConfig
 from apps.gateways.renderers import render
 from apps.gateways.selectors import render_request_for, tls_certificates
-from apps.gateways.transports import LocalTransport, Transport
+from apps.gateways.transports import Transport, transport_for
 from apps.gateways.validate import validate
 
 StepListener = Callable[[dict], None]
@@ -242,7 +242,7 @@ def deployment_pipeline_run(
     """Run the steps of a queued or interrupted deployment; the caller holds the gateway's deploy
     lock (and no transaction: each step's record commits on its own). ``install``: the gateway's
     first release, for a proxy that will be started on it (nothing to reload or probe yet)."""
-    run = _Run(deployment, actor, LocalTransport(deployment.gateway.deploy_directory))
+    run = _Run(deployment, actor, transport_for(deployment.gateway))
     try:
         try:
             steps = _install_steps(run) if install else _steps_to_run(run)
@@ -264,3 +264,4 @@ def deployment_pipeline_run(
         return deployment
     finally:
         _clean_up(run)
+        run.transport.close()

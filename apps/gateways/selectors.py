@@ -3,6 +3,7 @@
 from datetime import datetime
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.core.crypto import Secret
@@ -55,3 +56,8 @@ def tls_certificates(*, gateway: Gateway) -> tuple[TlsCertificate, ...]:
         TlsCertificate(chain_pem=certificate.chain_pem, private_key=certificate.private_key)
         for certificate in gateway_certificates(gateway=gateway, now=timezone.now())
     )
+
+
+def deployable_gateways() -> QuerySet[Gateway]:
+    """Gateways with a deploy directory, by name."""
+    return Gateway.objects.exclude(deploy_directory="").order_by("name")

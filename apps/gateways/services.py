@@ -11,7 +11,9 @@ from apps.core.services import model_create, model_update
 from apps.gateways.choices import DeploymentState
 from apps.gateways.models import Deployment
 from apps.gateways.pipeline import StepListener, deployment_pipeline_run
+from apps.gateways.selectors import deployable_gateways
 from apps.policies.models import Gateway, PolicySnapshot
+from apps.policies.selectors import snapshot_newest
 
 
 class DeploymentBusy(Exception):
@@ -50,7 +52,7 @@ def _deployment_create(*, gateway: Gateway, actor: Actor, trigger: str, snapshot
             params={"gateway": gateway.name},
         )
     if snapshot is None:
-        snapshot = PolicySnapshot.objects.order_by("-created_at", "-id").first()
+        snapshot = snapshot_newest()
         if snapshot is None:
             raise ValidationError("There is no policy snapshot to deploy yet; build one first.", code="no_snapshot")
     previous = Deployment.objects.filter(gateway=gateway, state=DeploymentState.LIVE).order_by("-finished_at").first()
@@ -107,7 +109,7 @@ def deployment_request(
         Gateway.objects.select_for_update().get(pk=gateway.pk)  # requests for one gateway queue one at a time
         queued = Deployment.objects.filter(gateway=gateway, state=DeploymentState.QUEUED).first()
         if queued is not None:
-            newest = snapshot or PolicySnapshot.objects.order_by("-created_at", "-id").first()
+            newest = snapshot or snapshot_newest()
             return model_update(instance=queued, actor=actor, data={"snapshot": newest})[0]
         deployment = _deployment_create(gateway=gateway, actor=actor, trigger=trigger, snapshot=snapshot)
         transaction.on_commit(lambda: deployment_run_task.delay(deployment.pk))
@@ -116,9 +118,9 @@ def deployment_request(
 
 def deploy_all(*, actor: Actor, trigger: str, snapshot: PolicySnapshot | None = None) -> list[Deployment]:
     """Queue a deployment of every deployable gateway (one with a deploy directory)."""
-    gateways = Gateway.objects.exclude(deploy_directory="").order_by("name")
     return [
-        deployment_request(gateway=gateway, actor=actor, trigger=trigger, snapshot=snapshot) for gateway in gateways
+        deployment_request(gateway=gateway, actor=actor, trigger=trigger, snapshot=snapshot)
+        for gateway in deployable_gateways()
     ]
 
 

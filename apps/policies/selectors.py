@@ -19,3 +19,8 @@ def _compiled_by_sha256(sha256: str) -> CompiledPolicy:
 
 def compiled_policy(*, snapshot: PolicySnapshot) -> CompiledPolicy:
     return _compiled_by_sha256(snapshot.sha256)
+
+
+def snapshot_newest() -> PolicySnapshot | None:
+    """The most recently built snapshot: what a deploy takes when none is named."""
+    return PolicySnapshot.objects.order_by("-created_at", "-id").first()

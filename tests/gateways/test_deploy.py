@@ -7,6 +7,7 @@ its pid file), on a first release staged directly; the tests then deploy through
 
 import hashlib
 import http.client
+import io
 import os
 import subprocess
 import threading
@@ -285,6 +286,43 @@ def test_installing_over_a_live_release_is_refused_and_changes_nothing(stage):
     assert f"already has a live release ({stage.first.pk})" in deployment.messages[-1]["text"]
     assert os.readlink(stage.directory / "current") == f"releases/{stage.first.pk}"
     assert stage.answers(stage.first)
+
+
+def test_a_dry_run_proves_and_shows_the_diff_without_pushing_or_rotating(stage):
+    keys_before = set(SigningKey.objects.values_list("kid", "state"))
+    out = io.StringIO()
+
+    call_command("deploy", stage.gateway.name, "--dry-run", "--snapshot", stage.next_snapshot.sha256, stdout=out)
+
+    text = out.getvalue()
+    main = {GatewayKind.HAPROXY: "haproxy.cfg", GatewayKind.LIGHTTPD: "lighttpd.conf"}[stage.gateway.kind]
+    assert f"against release {stage.first.pk}" in text
+    assert "proof passed" in text
+    assert f"changed: {main}" in text or "changed: policyhub_policy.lua" in text
+    assert any(line.startswith("+") and "/b" in line for line in text.splitlines()), text
+    new_link_key = SigningKey.objects.get(purpose=KeyPurpose.SIGNED_LINK, state=KeyState.NEXT)
+    assert any(line.startswith("+") and f"<secret of {new_link_key.kid}>" in line for line in text.splitlines())
+    for key in SigningKey.objects.filter(algorithm="HS256"):
+        assert key.private_material.reveal() not in text
+    assert str(stage.directory) not in text.replace(f"{stage.directory}/releases/{stage.first.pk}", "")
+    assert Deployment.objects.count() == 1  # the install only
+    assert set(SigningKey.objects.values_list("kid", "state")) == keys_before
+    assert os.readlink(stage.directory / "current") == f"releases/{stage.first.pk}"
+    assert stage.status("/b/page") == 404
+
+
+def test_the_deploy_command_reports_each_step_and_a_summary(stage):
+    out = io.StringIO()
+
+    call_command("deploy", stage.gateway.name, "--snapshot", stage.next_snapshot.sha256, stdout=out, no_color=True)
+
+    text = out.getvalue()
+    deployment = Deployment.objects.get(snapshot=stage.next_snapshot)
+    assert deployment.state == DeploymentState.LIVE
+    for name in STEP_NAMES:
+        assert f"{stage.gateway.name}  {name:>8}" in text
+    assert "Deployments" in text and f"{deployment.pk}" in text and "live" in text
+    assert stage.status("/b/page") == 200
 
 
 class WorkerKilled(BaseException):

@@ -2,5 +2,11 @@
 
 from apps.gateways.transports.base import Transport, TransportError
 from apps.gateways.transports.local import LocalTransport
+from apps.policies.models import Gateway
 
-__all__ = ["LocalTransport", "Transport", "TransportError"]
+
+def transport_for(gateway: Gateway) -> Transport:
+    return LocalTransport(gateway.deploy_directory)
+
+
+__all__ = ["LocalTransport", "Transport", "TransportError", "transport_for"]

@@ -34,6 +34,15 @@ class Transport(Protocol):
     def discard(self, release: str) -> None:
         """Remove a release that is not live (and any partial copy of it)."""
 
+    def read_file(self, path: str) -> bytes:
+        """The bytes of a file on the gateway's host."""
+
+    def file_hashes(self, release: str) -> dict[str, str]:
+        """sha256 of each file of a release, by its path relative to the release directory."""
+
+    def close(self) -> None:
+        """Release connections the transport holds."""
+
 
 def checked_release(release: str) -> str:
     if not RELEASE_NAME.fullmatch(release):

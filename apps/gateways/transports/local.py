@@ -5,6 +5,7 @@ Both moves the pipeline depends on are single renames: a staged release appears 
 proxy reloading at any instant reads either the old release or the new one, never a mix.
 """
 
+import hashlib
 import os
 import secrets
 import shutil
@@ -72,6 +73,20 @@ class LocalTransport:
             raise
         self._prune(live=release, spare=previous)
         return previous
+
+    def read_file(self, path: str) -> bytes:
+        return Path(path).read_bytes()
+
+    def file_hashes(self, release: str) -> dict[str, str]:
+        root = Path(self.release_path(release))
+        return {
+            str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(root.rglob("*"))
+            if path.is_file()
+        }
+
+    def close(self) -> None:
+        """Nothing to release for a local directory."""
 
     def discard(self, release: str) -> None:
         target = Path(self.release_path(release))

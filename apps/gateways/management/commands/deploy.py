@@ -1,39 +1,89 @@
-"""``manage.py deploy GATEWAY [--snapshot SHA]``: deploy a snapshot to a gateway now, step by step."""
+"""``manage.py deploy [GATEWAY…] [--snapshot SHA] [--dry-run | --install]``: deploy now, step by step."""
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from rich.console import Console
+from rich.text import Text
 
 from apps.core.actors import Actor
 from apps.gateways.choices import DeploymentState, DeploymentTrigger
+from apps.gateways.dry_run import DryRun, deployment_dry_run
 from apps.gateways.management.lookups import gateway_named, snapshot_by_prefix
-from apps.gateways.services import DeploymentBusy, deploy_gateway
+from apps.gateways.management.progress import console_for, deployments_table, step_progress
+from apps.gateways.selectors import deployable_gateways
+from apps.gateways.services import DeploymentBusy, deploy_gateway, gateway_install
+
+DIFF_STYLES = {"+": "green", "-": "red", "@": "cyan"}
 
 
 class Command(BaseCommand):
     help = (
-        "Render, validate and prove GATEWAY's part of a policy snapshot, push it into the gateway's deploy "
-        "directory, reload the proxy and probe it; rolls back on a failed reload or probe. Exits non-zero "
-        "unless the deployment goes live."
+        "Render, validate and prove each GATEWAY's part of a policy snapshot (default: every gateway with a "
+        "deploy directory), push it, reload the proxy and probe it; rolls back on a failed reload or probe. "
+        "--dry-run stops before the push and prints the config diff against what is live; --install puts a "
+        "gateway's first release in place for its proxy to be started on. Exits non-zero unless every "
+        "gateway succeeds."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("gateway", help="gateway name")
+        parser.add_argument("gateways", nargs="*", metavar="GATEWAY", help="gateway names; default: all deployable")
         parser.add_argument("--snapshot", help="sha256 (or a unique prefix) of the snapshot; default: the newest")
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument("--dry-run", action="store_true", help="render, validate and prove; push nothing")
+        mode.add_argument("--install", action="store_true", help="put the first release in place (no reload)")
 
-    def handle(self, *args, gateway: str, snapshot: str | None, **options):
-        target = gateway_named(gateway)
+    def handle(self, *args, gateways: list[str], snapshot: str | None, dry_run: bool, install: bool, **options):
+        targets = [gateway_named(name) for name in gateways] or list(deployable_gateways())
+        if not targets:
+            raise CommandError("no gateway has a deploy directory: set one to make a gateway deployable")
         chosen = snapshot_by_prefix(snapshot) if snapshot else None
-        try:
-            deployment = deploy_gateway(
-                gateway=target, actor=Actor.cli(), trigger=DeploymentTrigger.CLI, snapshot=chosen, listener=self._step
-            )
-        except (ValidationError, DeploymentBusy) as error:
-            raise CommandError(" ".join(getattr(error, "messages", [str(error)]))) from None
-        outcome = f"deployment {deployment.pk} of {target.name}: {deployment.state}"
-        if deployment.state != DeploymentState.LIVE:
-            raise CommandError(f"{outcome}: {deployment.messages[-1]['text']}")
-        self.stdout.write(self.style.SUCCESS(outcome))
+        console = console_for(self.stdout, no_color=options["no_color"])
+        if dry_run:
+            results = [self._dry_run(console, gateway, chosen) for gateway in targets]
+            failed = [result.gateway for result in results if not result.ok]
+        else:
+            deployments = [self._deploy(console, gateway, chosen, install) for gateway in targets]
+            console.print(deployments_table(deployments))
+            failed = [d.gateway.name for d in deployments if d.state != DeploymentState.LIVE]
+        if failed:
+            raise CommandError(f"not done on: {', '.join(failed)}")
 
-    def _step(self, step: dict) -> None:
-        style = self.style.SUCCESS if step["ok"] else self.style.ERROR
-        self.stdout.write(style(f"{step['step']:>8}  {step['seconds']:6.2f}s  {step['text']}"))
+    def _deploy(self, console: Console, gateway, snapshot, install: bool):
+        service = gateway_install if install else deploy_gateway
+        try:
+            with step_progress(console, gateway.name) as listener:
+                deployment = service(
+                    gateway=gateway,
+                    actor=Actor.cli(),
+                    trigger=DeploymentTrigger.CLI,
+                    snapshot=snapshot,
+                    listener=listener,
+                )
+        except (ValidationError, DeploymentBusy) as error:
+            raise CommandError(f"{gateway.name}: " + " ".join(getattr(error, "messages", [str(error)]))) from None
+        deployment.refresh_from_db()
+        return deployment
+
+    def _dry_run(self, console: Console, gateway, snapshot) -> DryRun:
+        with console.status(f"{gateway.name}: rendering, validating and proving ..."):
+            result = deployment_dry_run(gateway=gateway, actor=Actor.cli(), snapshot=snapshot)
+        live = f"release {result.live_release}" if result.live_release else "nothing live yet"
+        console.print(f"[bold]{gateway.name}[/]: snapshot {result.snapshot[:12]} against {live}")
+        for problem in result.validation.problems:
+            console.print(Text(f"  invalid config ({problem.check}): {problem.message}", style="red"))
+        if result.proof is not None:
+            for mismatch in result.proof.mismatches:
+                console.print(Text(f"  mismatch: {mismatch.describe()}", style="red"))
+            verdict = "[green]passed[/]" if result.proof.ok else "[red]failed[/]"
+            counts = f"{result.proof.requests} requests, {len(result.proof.mismatches)} mismatches"
+            console.print(f"  proof {verdict}: {counts}")
+        if not result.changes:
+            console.print("  no file differs from the live release")
+        for change in result.changes:
+            if change.hidden:
+                console.print(f"  {change.change}: {change.name} (compared by hash only: not shown)")
+                continue
+            console.print(f"  {change.change}: {change.name}")
+            for line in change.diff:
+                console.print(Text(line, style=DIFF_STYLES.get(line[:1], "")))
+        return result
