@@ -18,4 +18,16 @@ app.conf.beat_schedule = {
         "task": "apps.audit.tasks.audit_chain_verify_task",
         "schedule": crontab(hour="3", minute="17"),
     },
+    # Does every gateway still run what its last live deployment put there? Drift is stored on
+    # the gateway and audited when the verdict changes.
+    "gateways-drift-check": {
+        "task": "apps.gateways.tasks.gateways_drift_check_task",
+        "schedule": crontab(minute="*/5"),
+    },
+    # Keys move with deploys; a gateway nobody deploys still gets one before a key it trusts
+    # expires, and a day after a key stopped signing (so it leaves the proxy).
+    "gateways-keys-renew": {
+        "task": "apps.gateways.tasks.gateways_keys_renew_task",
+        "schedule": crontab(minute="7-59/15"),
+    },
 }

@@ -143,6 +143,10 @@ POLICYHUB_TOKEN_ISSUER = env.str("POLICYHUB_TOKEN_ISSUER", default="policyhub")
 POLICYHUB_EDGE_TOKEN_TTL_SECONDS = env.int("POLICYHUB_EDGE_TOKEN_TTL_SECONDS", default=600)
 POLICYHUB_EDGE_TOKEN_MAX_TTL_SECONDS = env.int("POLICYHUB_EDGE_TOKEN_MAX_TTL_SECONDS", default=900)
 POLICYHUB_SIGNING_KEY_LIFETIME_DAYS = env.int("POLICYHUB_SIGNING_KEY_LIFETIME_DAYS", default=30)
+# A scheduled deploy rotates a gateway's keys this long before one of them expires, even if nobody deploys.
+POLICYHUB_KEY_RENEW_BEFORE_DAYS = env.int("POLICYHUB_KEY_RENEW_BEFORE_DAYS", default=7)
+# ... and once a key that stopped signing has been trusted this long (at least its overlap).
+POLICYHUB_KEY_RETIRE_AFTER_HOURS = env.int("POLICYHUB_KEY_RETIRE_AFTER_HOURS", default=24)
 # Signed links (apps/credentials/links.py): time-limited artifact URLs for routes with signed_links.
 POLICYHUB_SIGNED_LINK_TTL_SECONDS = env.int("POLICYHUB_SIGNED_LINK_TTL_SECONDS", default=3600)
 POLICYHUB_SIGNED_LINK_MAX_TTL_SECONDS = env.int("POLICYHUB_SIGNED_LINK_MAX_TTL_SECONDS", default=86400)

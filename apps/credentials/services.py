@@ -68,6 +68,14 @@ def signing_key_activate(*, key: SigningKey, actor: Actor) -> SigningKey:
     return model_update(instance=key, actor=actor, data={"state": KeyState.ACTIVE})[0]
 
 
+@transaction.atomic
+def signing_keys_retire(*, gateway: Gateway, actor: Actor, state: str) -> list[SigningKey]:
+    """Retire every key of ``gateway`` in ``state`` at once; proxies stop accepting them with the
+    next deploy (rendering leaves retired keys out)."""
+    keys = list(SigningKey.objects.select_for_update().filter(gateway=gateway, state=state))
+    return [model_update(instance=key, actor=actor, data={"state": KeyState.RETIRED})[0] for key in keys]
+
+
 def certificate_add(*, gateway: Gateway, chain_pem: str, private_key_pem: str, actor: Actor) -> Certificate:
     """Store a TLS certificate for ``gateway`` after checking it (ValidationError says what is wrong)."""
     try:

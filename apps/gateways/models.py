@@ -46,3 +46,23 @@ class Deployment(models.Model):
     @property
     def finished(self) -> bool:
         return self.state in FINAL_STATES
+
+
+class GatewayDrift(models.Model):
+    """The last drift check of a gateway: does what runs there still match its last live deployment?
+
+    A warning the UI shows on the gateway; each change of verdict is also an audit event."""
+
+    gateway = models.OneToOneField("policies.Gateway", on_delete=models.CASCADE, related_name="drift")
+    checked_at = models.DateTimeField()
+    deployment = models.ForeignKey(
+        Deployment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", help_text="Compared with."
+    )
+    findings = models.JSONField(default=list, blank=True, help_text="What differs, readably; empty: no drift.")
+
+    def __str__(self) -> str:
+        return f"drift of {self.gateway_id}: {len(self.findings)} findings"
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.findings)

@@ -33,7 +33,8 @@ class ProbeTarget:
         return cls(host, int(port), tls)
 
 
-def _answer(target: ProbeTarget) -> tuple[int, object]:
+def well_known_answer(target: ProbeTarget) -> tuple[int, object]:
+    """(status, the decoded JSON or the start of the body) of the gateway's well-known endpoint."""
     if target.tls:
         # The probe identifies the running config, not the PKI: the gateway's certificate is not checked.
         context = ssl.create_default_context()
@@ -65,7 +66,7 @@ def probe_until(
     last = "no answer"
     while True:
         try:
-            status, answered = _answer(target)
+            status, answered = well_known_answer(target)
         except (OSError, http.client.HTTPException) as error:
             last = f"no answer ({error})"
         else:

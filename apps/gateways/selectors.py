@@ -1,14 +1,17 @@
 """Reads for gateways: everything a renderer needs, gathered from the database."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.core.crypto import Secret
-from apps.credentials.choices import KeyPurpose, SigningAlgorithm
-from apps.credentials.selectors import gateway_certificates, signing_keys_accepted
+from apps.credentials.choices import KeyPurpose, KeyState, SigningAlgorithm
+from apps.credentials.models import SigningKey
+from apps.credentials.selectors import gateway_certificates, retirement_overlap, signing_keys_accepted
+from apps.gateways.choices import DeploymentState
+from apps.gateways.models import Deployment
 from apps.gateways.renderers.base import RenderRequest, TlsCertificate, VerificationKey
 from apps.policies.models import Gateway, PolicySnapshot
 from apps.policies.selectors import compiled_policy
@@ -61,3 +64,36 @@ def tls_certificates(*, gateway: Gateway) -> tuple[TlsCertificate, ...]:
 def deployable_gateways() -> QuerySet[Gateway]:
     """Gateways with a deploy directory, by name."""
     return Gateway.objects.exclude(deploy_directory="").order_by("name")
+
+
+def gateways_due_for_key_renewal(*, now: datetime) -> list[Gateway]:
+    """Deployable gateways whose live release holds a key that must move: one retired, one that
+    signs (or will) near the end of its life, one that stopped signing long ago, or a purpose with
+    no active key. The
+    deploy that renews them is what rotates keys (shared/DESIGN.md).
+
+    A key leaves the proxies only with a deploy, and every deploy rotates, so each deploy leaves a
+    retiring key behind. Removing those as soon as their overlap passes would redeploy every idle
+    gateway forever; waiting ``POLICYHUB_KEY_RETIRE_AFTER_HOURS`` bounds it to one renewal per period."""
+    margin = timedelta(days=settings.POLICYHUB_KEY_RENEW_BEFORE_DAYS)
+    stale = timedelta(hours=settings.POLICYHUB_KEY_RETIRE_AFTER_HOURS)
+    due = []
+    for gateway in deployable_gateways():
+        live = Deployment.objects.filter(gateway=gateway, state=DeploymentState.LIVE).order_by("-finished_at").first()
+        if live is None:
+            continue  # never deployed: its first deploy will make and publish keys
+        trusted = {kid for kids in live.accepted_kids.values() for kid in kids}
+        keys = SigningKey.objects.filter(gateway=gateway, kid__in=trusted)
+        overdue = any(
+            (key.state in (KeyState.NEXT, KeyState.ACTIVE) and key.not_after <= now + margin)
+            or (
+                key.state == KeyState.RETIRING
+                and key.retiring_since <= now - max(stale, retirement_overlap(key.purpose))
+            )
+            or key.state == KeyState.RETIRED
+            for key in keys
+        )
+        signing = set(keys.filter(state=KeyState.ACTIVE).values_list("purpose", flat=True))
+        if overdue or signing != set(live.accepted_kids):
+            due.append(gateway)
+    return due

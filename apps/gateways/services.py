@@ -5,13 +5,16 @@ from contextlib import contextmanager
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.utils import timezone
 
 from apps.core.actors import Actor
 from apps.core.services import model_create, model_update
-from apps.gateways.choices import DeploymentState
+from apps.credentials.choices import KeyState
+from apps.credentials.services import signing_keys_retire
+from apps.gateways.choices import DeploymentState, DeploymentTrigger
 from apps.gateways.models import Deployment
 from apps.gateways.pipeline import StepListener, deployment_pipeline_run
-from apps.gateways.selectors import deployable_gateways
+from apps.gateways.selectors import deployable_gateways, gateways_due_for_key_renewal
 from apps.policies.models import Gateway, PolicySnapshot
 from apps.policies.selectors import snapshot_newest
 
@@ -135,3 +138,28 @@ def deployment_run(*, deployment_id: int) -> Deployment:
             return deployment
         kind, _, name = deployment.actor.partition(":")
         return deployment_pipeline_run(deployment=deployment, actor=Actor(kind, name))
+
+
+def gateways_keys_renew(*, actor: Actor) -> list[Deployment]:
+    """Queue a deployment of every gateway whose keys must move (``gateways_due_for_key_renewal``)."""
+    due = gateways_due_for_key_renewal(now=timezone.now())
+    return [deployment_request(gateway=gateway, actor=actor, trigger=DeploymentTrigger.SCHEDULE) for gateway in due]
+
+
+def gateway_keys_rotate(
+    *, gateway: Gateway, actor: Actor, trigger: str, retire_now: bool = False, listener: StepListener | None = None
+) -> list[Deployment]:
+    """Rotate now, by deploying the live snapshot again: the 'next' keys are published, proven
+    live, then sign. ``retire_now`` (a key is compromised): the keys that stopped signing are retired
+    at once and a second deploy takes them off the proxy, refusing every token they signed."""
+    live = Deployment.objects.filter(gateway=gateway, state=DeploymentState.LIVE).order_by("-finished_at").first()
+    snapshot = live.snapshot if live else None
+    deployments = [deploy_gateway(gateway=gateway, actor=actor, trigger=trigger, snapshot=snapshot, listener=listener)]
+    deployments[0].refresh_from_db()
+    if retire_now and deployments[0].state == DeploymentState.LIVE:
+        signing_keys_retire(gateway=gateway, actor=actor, state=KeyState.RETIRING)
+        deployments.append(
+            deploy_gateway(gateway=gateway, actor=actor, trigger=trigger, snapshot=snapshot, listener=listener)
+        )
+        deployments[1].refresh_from_db()
+    return deployments

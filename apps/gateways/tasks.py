@@ -3,7 +3,9 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from apps.gateways.services import DeploymentBusy, deployment_run
+from apps.core.actors import Actor
+from apps.gateways.drift import gateways_drift_check
+from apps.gateways.services import DeploymentBusy, deployment_run, gateways_keys_renew
 
 
 @shared_task(
@@ -18,3 +20,15 @@ from apps.gateways.services import DeploymentBusy, deployment_run
 )
 def deployment_run_task(deployment_id: int) -> str:
     return deployment_run(deployment_id=deployment_id).state
+
+
+@shared_task(acks_late=True, soft_time_limit=300, time_limit=330)
+def gateways_drift_check_task() -> int:
+    """Returns how many gateways drifted."""
+    return sum(drift.drifted for drift in gateways_drift_check(actor=Actor.system("drift-check")))
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def gateways_keys_renew_task() -> int:
+    """Returns how many deployments were queued to move keys."""
+    return len(gateways_keys_renew(actor=Actor.system("key-renewal")))

@@ -29,8 +29,13 @@ class _Stream:
         return self._wrapper.isatty()
 
 
+PIPED_WIDTH = 160  # kids and step texts stay on one line in logs and CI output
+
+
 def console_for(stdout: OutputWrapper, *, no_color: bool = False) -> Console:
-    return Console(file=_Stream(stdout), highlight=False, no_color=no_color, soft_wrap=True)
+    stream = _Stream(stdout)
+    width = None if stream.isatty() else PIPED_WIDTH
+    return Console(file=stream, highlight=False, no_color=no_color, soft_wrap=True, width=width)
 
 
 @contextmanager
