@@ -51,12 +51,15 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "apps.core",
     "apps.audit",
     "apps.identities",
     "apps.policies",
     "apps.credentials",
     "apps.gateways",
+    "apps.api",
 ]
 
 MIDDLEWARE = [
@@ -151,8 +154,27 @@ POLICYHUB_KEY_RETIRE_AFTER_HOURS = env.int("POLICYHUB_KEY_RETIRE_AFTER_HOURS", d
 POLICYHUB_SIGNED_LINK_TTL_SECONDS = env.int("POLICYHUB_SIGNED_LINK_TTL_SECONDS", default=3600)
 POLICYHUB_SIGNED_LINK_MAX_TTL_SECONDS = env.int("POLICYHUB_SIGNED_LINK_MAX_TTL_SECONDS", default=86400)
 
+# The API (apps/api): service tokens only, closed unless a view names the hub roles it admits,
+# JSON in and out, every error in one shape.
 REST_FRAMEWORK = {
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["apps.api.authentication.ServiceTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["apps.api.permissions.DenyAll"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "apps.api.exceptions.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "policyhub API",
+    "DESCRIPTION": "Authenticate with 'Authorization: Bearer <service token>' (manage.py create_service_token).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Swagger UI from the drf-spectacular-sidecar package's static files: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 LOGGING = {

@@ -1,8 +1,10 @@
 """Top-level URL routes."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
+
+from apps.credentials.api.views import JsonWebKeySetView
 
 admin.site.site_header = "policyhub"
 admin.site.site_title = "policyhub"
@@ -11,4 +13,6 @@ admin.site.index_title = "Identities, policies and audit"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("apps.api.urls")),
+    path(".well-known/jwks.json", JsonWebKeySetView.as_view(), name="jwks"),
 ]

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from django.conf import settings
 from django.utils import timezone
 
+from apps.audit.services import audit_record
+from apps.core.actors import Actor
 from apps.core.crypto import Secret
 from apps.credentials.choices import ASYMMETRIC_ALGORITHMS
 from apps.credentials.models import SigningKey
@@ -37,6 +39,14 @@ MIN_TTL = timedelta(seconds=60)
 
 class TokenRefused(Exception):
     """No token can be minted; the message says why and is safe to show."""
+
+
+class TokenLifetimeRefused(TokenRefused):
+    """The requested lifetime lies outside the configured bounds."""
+
+
+class InactiveIdentityRefused(TokenRefused):
+    """The identity is inactive: it holds no roles and gets no tokens."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +122,7 @@ def sign_edge_token(
         ttl,
         default_seconds=settings.POLICYHUB_EDGE_TOKEN_TTL_SECONDS,
         maximum_seconds=settings.POLICYHUB_EDGE_TOKEN_MAX_TTL_SECONDS,
-        refused=TokenRefused,
+        refused=TokenLifetimeRefused,
         what="token",
     )
     role_list = sorted(set(roles))
@@ -141,7 +151,7 @@ def mint_edge_token(
 ) -> EdgeToken:
     """A token for a real identity at one gateway, carrying its current effective roles."""
     if not identity.active:
-        raise TokenRefused(f"identity {identity.subject} is not active")
+        raise InactiveIdentityRefused(f"identity {identity.subject} is not active")
     now = now or timezone.now()
     key = signing_key_for_minting(gateway=gateway, now=now)
     if key is None:
@@ -155,3 +165,18 @@ def mint_edge_token(
         ttl=ttl,
         now=now,
     )
+
+
+def edge_token_issue(*, identity: Identity, gateway: Gateway, actor: Actor, ttl: timedelta | None = None) -> EdgeToken:
+    """``mint_edge_token`` for a caller outside policyhub (the API), audited: who got a token for
+    which gateway, signed by which key, until when. The token itself is never recorded."""
+    edge = mint_edge_token(identity=identity, gateway=gateway, ttl=ttl)
+    audit_record(
+        actor=actor,
+        action="edge_token.issue",
+        object_type="identities.identity",
+        object_id=identity.pk,
+        after={"gateway": gateway.name, "kid": edge.kid, "subject": edge.claims["sub"],
+               "roles": edge.claims["roles"], "expires_at": edge.expires_at.isoformat()},
+    )  # fmt: skip
+    return edge
