@@ -17,7 +17,7 @@ from apps.gateways.drift import gateway_drift_check
 from apps.gateways.models import Deployment
 from apps.gateways.reload import reload_proxy
 from apps.gateways.selectors import gateways_due_for_key_renewal
-from apps.gateways.services import deploy_gateway, gateways_keys_renew
+from apps.gateways.services import deploy_gateway, deployment_run, gateways_keys_renew
 from apps.gateways.tasks import gateways_drift_check_task, gateways_keys_renew_task
 from policyhub.celery import app
 from tests.factories import IdentityFactory
@@ -90,12 +90,15 @@ def test_the_renewal_task_queues_a_scheduled_deploy_of_each_due_gateway(stage, d
     SigningKey.objects.filter(gateway=stage.gateway, state=KeyState.ACTIVE).update(
         not_after=timezone.now() + timedelta(days=1)
     )
-    with django_capture_on_commit_callbacks(execute=True):
-        assert gateways_keys_renew_task() == 1  # the eager task runs the deployment on commit
+    # The callbacks are not run: .delay() in eager mode would cache Celery's disabled result backend
+    # for the thread, which tests/test_celery.py then trips over. The task's own work is run instead.
+    with django_capture_on_commit_callbacks() as enqueued:
+        assert gateways_keys_renew_task() == 1
 
     renewal = Deployment.objects.exclude(pk=stage.first.pk).get()
+    assert len(enqueued) == 1 and renewal.state == DeploymentState.QUEUED
     assert renewal.trigger == DeploymentTrigger.SCHEDULE
-    assert renewal.state == DeploymentState.LIVE, renewal.messages
+    assert deployment_run(deployment_id=renewal.pk).state == DeploymentState.LIVE, renewal.messages
     assert gateways_keys_renew(actor=ACTOR) == []  # the fresh keys are far from expiry
 
 
