@@ -73,29 +73,15 @@ def deploy_gateway(
     trigger: str,
     snapshot: PolicySnapshot | None = None,
     listener: StepListener | None = None,
+    install: bool = False,
 ) -> Deployment:
     """Deploy ``snapshot`` (default: the newest) to ``gateway`` now, in this process.
 
     Holds the gateway's deploy lock throughout: a concurrent deploy of the same gateway raises
-    ``DeploymentBusy``. Each step is committed on the row as it completes.
+    ``DeploymentBusy``. Each step is committed on the row as it completes. ``install``: the
+    gateway's first release, put in place (rendered, validated and proven like any deploy) for its
+    proxy to be started on; refused (``failed``) when the gateway already has a live release.
     """
-    return _deploy_now(gateway, actor, trigger, snapshot, listener, install=False)
-
-
-def gateway_install(
-    *,
-    gateway: Gateway,
-    actor: Actor,
-    trigger: str,
-    snapshot: PolicySnapshot | None = None,
-    listener: StepListener | None = None,
-) -> Deployment:
-    """Put a gateway's first release in place (rendered, validated and proven like any deploy) for
-    its proxy to be started on; refused (``failed``) when the gateway already has a live release."""
-    return _deploy_now(gateway, actor, trigger, snapshot, listener, install=True)
-
-
-def _deploy_now(gateway, actor, trigger, snapshot, listener, *, install: bool) -> Deployment:
     with gateway_deploy_lock(gateway):
         deployment = _deployment_create(gateway=gateway, actor=actor, trigger=trigger, snapshot=snapshot)
         return deployment_pipeline_run(deployment=deployment, actor=actor, listener=listener, install=install)

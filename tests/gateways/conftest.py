@@ -7,7 +7,7 @@ from apps.credentials.services import signing_key_activate, signing_key_generate
 from apps.gateways.choices import DeploymentState, DeploymentTrigger
 from apps.gateways.echo import echo_upstream
 from apps.gateways.live import free_loopback_port
-from apps.gateways.services import gateway_install
+from apps.gateways.services import deploy_gateway
 from apps.policies import services as policies
 from apps.policies.choices import AuthMode, GatewayKind
 from tests.support.stage import ACTOR, HOST, Stage, public_route, running_proxy_at
@@ -27,8 +27,12 @@ def stage(request, db, tmp_path):
             signing_key_activate(key=signing_key_generate(gateway=gateway, actor=ACTOR, purpose=purpose), actor=ACTOR)
         public_route(gateway, "/a", upstream)
         public_route(gateway, "/private", upstream, AuthMode.AUTHENTICATED)
-        first = gateway_install(
-            gateway=gateway, actor=ACTOR, trigger=DeploymentTrigger.CLI, snapshot=policies.snapshot_build(actor=ACTOR)
+        first = deploy_gateway(
+            install=True,
+            gateway=gateway,
+            actor=ACTOR,
+            trigger=DeploymentTrigger.CLI,
+            snapshot=policies.snapshot_build(actor=ACTOR),
         )
         assert first.state == DeploymentState.LIVE, first.messages
         public_route(gateway, "/b", upstream)

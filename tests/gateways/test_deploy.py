@@ -2,7 +2,7 @@
 
 Each proxy runs from a deploy directory in tmp_path, started the way the README's "Deploying"
 section asks (HAProxy in master-worker mode with its master socket, lighttpd in the foreground with
-its pid file), on a first release put in place by gateway_install (tests/support/stage.py); the
+its pid file), on a first release put in place by deploy_gateway(install=True) (tests/support/stage.py); the
 tests then deploy through the service.
 """
 
@@ -35,7 +35,6 @@ from apps.gateways.services import (
     deployment_request,
     deployment_run,
     gateway_deploy_lock,
-    gateway_install,
 )
 from apps.gateways.tasks import deployment_run_task
 from apps.policies import services as policies
@@ -194,7 +193,7 @@ def _stranger_material(algorithm: str) -> dict:
 
 
 def test_installing_over_a_live_release_is_refused_and_changes_nothing(stage):
-    deployment = gateway_install(gateway=stage.gateway, actor=ACTOR, trigger=DeploymentTrigger.CLI)
+    deployment = deploy_gateway(install=True, gateway=stage.gateway, actor=ACTOR, trigger=DeploymentTrigger.CLI)
 
     deployment.refresh_from_db()
     assert deployment.state == DeploymentState.FAILED

@@ -2,7 +2,7 @@
 
 The proxy runs from a deploy directory in tmp_path, started the way the README's "Deploying"
 section asks (HAProxy in master-worker mode with its master socket, lighttpd in the foreground with
-its pid file), on a first release put in place by ``gateway_install``; routes /a (public) and
+its pid file), on a first release put in place by ``deploy_gateway(install=True)``; routes /a (public) and
 /private (any identity) are live, and ``next_snapshot`` adds /b.
 """
 

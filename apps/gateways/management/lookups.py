@@ -2,6 +2,7 @@
 
 from django.core.management.base import CommandError
 
+from apps.gateways.selectors import deployable_gateways
 from apps.policies.models import Gateway, PolicySnapshot
 
 
@@ -11,6 +12,19 @@ def gateway_named(name: str) -> Gateway:
     except Gateway.DoesNotExist:
         names = ", ".join(Gateway.objects.values_list("name", flat=True)) or "none"
         raise CommandError(f"no gateway named {name!r} (gateways: {names})") from None
+
+
+def gateways_named_or_deployable(names: list[str]) -> list[Gateway]:
+    """The named gateways, or every deployable one when none is named."""
+    gateways = [gateway_named(name) for name in names] or list(deployable_gateways())
+    if not gateways:
+        raise CommandError("no gateway has a deploy directory: set one to make a gateway deployable")
+    return gateways
+
+
+def refused(gateway: Gateway, error: Exception) -> CommandError:
+    """A CommandError naming the gateway and what refused the work (a ValidationError's messages)."""
+    return CommandError(f"{gateway.name}: " + " ".join(getattr(error, "messages", [str(error)])))
 
 
 def snapshot_by_prefix(prefix: str) -> PolicySnapshot:

@@ -8,10 +8,9 @@ from rich.text import Text
 from apps.core.actors import Actor
 from apps.gateways.choices import DeploymentState, DeploymentTrigger
 from apps.gateways.dry_run import DryRun, deployment_dry_run
-from apps.gateways.management.lookups import gateway_named, snapshot_by_prefix
+from apps.gateways.management.lookups import gateways_named_or_deployable, refused, snapshot_by_prefix
 from apps.gateways.management.progress import console_for, deployments_table, step_progress
-from apps.gateways.selectors import deployable_gateways
-from apps.gateways.services import DeploymentBusy, deploy_gateway, gateway_install
+from apps.gateways.services import DeploymentBusy, deploy_gateway
 
 DIFF_STYLES = {"+": "green", "-": "red", "@": "cyan"}
 
@@ -33,9 +32,7 @@ class Command(BaseCommand):
         mode.add_argument("--install", action="store_true", help="put the first release in place (no reload)")
 
     def handle(self, *args, gateways: list[str], snapshot: str | None, dry_run: bool, install: bool, **options):
-        targets = [gateway_named(name) for name in gateways] or list(deployable_gateways())
-        if not targets:
-            raise CommandError("no gateway has a deploy directory: set one to make a gateway deployable")
+        targets = gateways_named_or_deployable(gateways)
         chosen = snapshot_by_prefix(snapshot) if snapshot else None
         console = console_for(self.stdout, no_color=options["no_color"])
         if dry_run:
@@ -49,10 +46,10 @@ class Command(BaseCommand):
             raise CommandError(f"not done on: {', '.join(failed)}")
 
     def _deploy(self, console: Console, gateway, snapshot, install: bool):
-        service = gateway_install if install else deploy_gateway
         try:
             with step_progress(console, gateway.name) as listener:
-                deployment = service(
+                deployment = deploy_gateway(
+                    install=install,
                     gateway=gateway,
                     actor=Actor.cli(),
                     trigger=DeploymentTrigger.CLI,
@@ -60,7 +57,7 @@ class Command(BaseCommand):
                     listener=listener,
                 )
         except (ValidationError, DeploymentBusy) as error:
-            raise CommandError(f"{gateway.name}: " + " ".join(getattr(error, "messages", [str(error)]))) from None
+            raise refused(gateway, error) from None
         deployment.refresh_from_db()
         return deployment
 

@@ -8,9 +8,8 @@ from apps.core.actors import Actor
 from apps.credentials.choices import ACCEPTED_STATES
 from apps.credentials.models import SigningKey
 from apps.gateways.choices import DeploymentState, DeploymentTrigger
-from apps.gateways.management.lookups import gateway_named
+from apps.gateways.management.lookups import gateways_named_or_deployable, refused
 from apps.gateways.management.progress import console_for, deployments_table, step_progress
-from apps.gateways.selectors import deployable_gateways
 from apps.gateways.services import DeploymentBusy, gateway_keys_rotate
 
 
@@ -27,9 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--retire-now", action="store_true", help="refuse the replaced keys at once")
 
     def handle(self, *args, gateways: list[str], retire_now: bool, **options):
-        targets = [gateway_named(name) for name in gateways] or list(deployable_gateways())
-        if not targets:
-            raise CommandError("no gateway has a deploy directory: set one to make a gateway deployable")
+        targets = gateways_named_or_deployable(gateways)
         console = console_for(self.stdout, no_color=options["no_color"])
         deployments = []
         for gateway in targets:
@@ -43,7 +40,7 @@ class Command(BaseCommand):
                         listener=listener,
                     )
             except (ValidationError, DeploymentBusy) as error:
-                raise CommandError(f"{gateway.name}: " + " ".join(getattr(error, "messages", [str(error)]))) from None
+                raise refused(gateway, error) from None
         console.print(deployments_table(deployments))
         console.print(_keys_table(targets))
         failed = sorted({d.gateway.name for d in deployments if d.state != DeploymentState.LIVE})
