@@ -11,6 +11,7 @@ import hashlib
 import posixpath
 import re
 import secrets
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -116,7 +117,7 @@ def releases_to_prune(entries: Iterable[ReleaseEntry], *, live: str, spare: str 
     return doomed
 
 
-class ReleaseTree:
+class ReleaseTree(ABC):
     """Releases staged whole and flipped atomically, over the primitives a transport provides.
 
     Both moves the pipeline depends on are single renames: a staged release appears whole (written
@@ -129,44 +130,44 @@ class ReleaseTree:
 
     # Primitives: paths are absolute POSIX paths on the gateway's host ------------------------
 
-    def _make_dirs(self, path: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _make_dirs(self, path: str) -> None: ...
 
+    @abstractmethod
     def _write_release(self, path: str, rendered: RenderedConfig) -> None:
         """Create the directory ``path`` and write every file into it with its mode."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _remove_tree(self, path: str) -> None:
         """Remove ``path`` and everything under it; nothing there is not an error."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _rename(self, source: str, target: str) -> None:
         """POSIX rename: atomically replaces ``target`` (a file, a symlink or an empty directory)."""
-        raise NotImplementedError
 
-    def _symlink(self, target: str, path: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _symlink(self, target: str, path: str) -> None: ...
 
-    def _remove_link(self, path: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _remove_link(self, path: str) -> None: ...
 
+    @abstractmethod
     def _readlink(self, path: str) -> str | None:
         """The link's target; None if nothing is there; TransportError if it is not a symlink."""
-        raise NotImplementedError
 
-    def _is_dir(self, path: str) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def _is_dir(self, path: str) -> bool: ...
 
+    @abstractmethod
     def _release_entries(self) -> list[ReleaseEntry]:
         """The real directories (not symlinks) in releases/."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _files_under(self, path: str) -> list[str]:
         """Every regular file under ``path``, relative to it, '/'-separated."""
-        raise NotImplementedError
 
-    def read_file(self, path: str) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    def read_file(self, path: str) -> bytes: ...
 
     # The layout --------------------------------------------------------------------------------
 

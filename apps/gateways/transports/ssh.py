@@ -208,7 +208,7 @@ class SshTransport(ReleaseTree):
     def _release_entries(self) -> list[ReleaseEntry]:
         async def entries() -> list[ReleaseEntry]:
             return [
-                ReleaseEntry(entry.filename, (entry.attrs.mtime or 0) * 10**9 + (entry.attrs.mtime_ns or 0) % 10**9)
+                ReleaseEntry(entry.filename, entry.attrs.mtime_ns or (entry.attrs.mtime or 0) * 10**9)
                 for entry in await self._sftp.readdir(self.releases)
                 if entry.filename not in {".", ".."} and stat.S_ISDIR(entry.attrs.permissions or 0)
             ]
