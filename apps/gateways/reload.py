@@ -67,12 +67,13 @@ def _reload_haproxy(transport: Transport, path: str) -> None:
         raise ReloadFailed(f"no HAProxy master socket at {path}: is haproxy running with -W -S {path}?") from None
     except TransportError as error:
         raise ReloadFailed(f"HAProxy master at {path} did not answer ({error})") from None
-    # The master re-executes itself: its socket refuses connections until the new master listens.
+    # The master re-executes itself: until the new master listens, its socket refuses connections,
+    # or accepts one and closes it unanswered (seen through an SSH channel under load).
     deadline = time.monotonic() + MASTER_TIMEOUT_SECONDS
     while True:
         try:
             after, failed = _master_counters(transport, path)
-        except TransportError as error:
+        except (TransportError, ReloadFailed) as error:
             if time.monotonic() > deadline:
                 raise ReloadFailed(f"HAProxy master at {path} gone after reload ({error})") from None
             time.sleep(0.05)
