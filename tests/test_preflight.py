@@ -11,7 +11,8 @@ def test_missing_binaries_are_named_with_the_install_command(monkeypatch, capsys
     assert preflight.main() == 1
     assert (
         "sudo apt-get update && sudo apt-get install -y "
-        "postgresql redis-server haproxy lighttpd lua5.3 lua5.4 lighttpd-modules-lua lua-cjson lua-luaossl"
+        "postgresql redis-server haproxy lighttpd lua5.3 lua5.4 lighttpd-modules-lua lua-cjson lua-luaossl "
+        "openssh-server"
     ) in capsys.readouterr().err
 
 

@@ -1,7 +1,8 @@
 from django.contrib import admin
 
-from apps.core.admin import ReadOnlyModelAdmin
-from apps.gateways.models import Deployment, GatewayDrift
+from apps.core.admin import AuditedModelAdmin, ReadOnlyModelAdmin
+from apps.gateways.models import Deployment, GatewayDrift, SshTarget
+from apps.gateways.ssh_keys import host_key_fingerprint
 
 
 @admin.register(Deployment)
@@ -24,3 +25,17 @@ class GatewayDriftAdmin(ReadOnlyModelAdmin):
     @admin.display(boolean=True)
     def drifted(self, drift: GatewayDrift) -> bool:
         return drift.drifted
+
+
+@admin.register(SshTarget)
+class SshTargetAdmin(AuditedModelAdmin):
+    """The private key is write-only: a password field that never shows what is stored."""
+
+    list_display = ("gateway", "username", "host", "port", "known_host_fingerprint")
+    search_fields = ("gateway__name", "host", "username")
+    fields = ("gateway", "host", "port", "username", "known_host", "private_key")
+    list_select_related = ("gateway",)
+
+    @admin.display(description="host key")
+    def known_host_fingerprint(self, target: SshTarget) -> str:
+        return host_key_fingerprint(target.known_host)

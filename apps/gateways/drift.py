@@ -38,8 +38,9 @@ def _release_findings(transport: Transport, deployment: Deployment) -> list[str]
         return [f"the gateway's files could not be read: {error}"]
 
 
-def _proxy_findings(gateway: Gateway, deployment: Deployment) -> list[str]:
-    target = ProbeTarget.for_listen_address(gateway.listen_address, tls=bool(tls_certificates(gateway=gateway)))
+def _proxy_findings(gateway: Gateway, deployment: Deployment, host: str) -> list[str]:
+    tls = bool(tls_certificates(gateway=gateway))
+    target = ProbeTarget.for_listen_address(gateway.listen_address, tls=tls, gateway_host=host)
     try:
         status, answered = well_known_answer(target)
     except OSError as error:
@@ -69,7 +70,7 @@ def gateway_drift_check(*, gateway: Gateway, actor: Actor) -> GatewayDrift:
             findings = _release_findings(transport, deployment)
         finally:
             transport.close()
-        findings += _proxy_findings(gateway, deployment)
+        findings += _proxy_findings(gateway, deployment, transport.host)
     with transaction.atomic():
         previous = GatewayDrift.objects.select_for_update().filter(gateway=gateway).first()
         before = previous.findings if previous else []

@@ -1,17 +1,20 @@
 """A deploy that stops before the push: render, validate and prove, and say how the files differ from what is live.
 
-Nothing on the gateway changes and no key moves: the config is rendered with the keys as they are
-now into a scratch directory on this host, validated there, proven on a scratch proxy, and compared
-with the live release's files read through the gateway's transport. Files holding key material are
-compared by hash only; their contents never reach the output.
+Nothing live changes and no key moves: the config is rendered with the keys as they are now,
+staged beside the releases under a scratch name, validated there with the gateway's binaries,
+removed, proven on a scratch proxy here, and compared with the live release's files read through
+the gateway's transport. In files holding key material every shared secret is replaced by a
+placeholder naming its kid; private keys, and secret-holding files policyhub cannot vouch for,
+are compared by hash only.
 """
 
 import base64
 import difflib
 import hashlib
-import tempfile
+import secrets
 from dataclasses import dataclass, replace
-from pathlib import Path
+
+from django.core.exceptions import ValidationError
 
 from apps.core.actors import Actor
 from apps.credentials.choices import SigningAlgorithm
@@ -133,21 +136,26 @@ def _changes(
 
 def deployment_dry_run(*, gateway: Gateway, actor: Actor, snapshot: PolicySnapshot | None = None) -> DryRun:
     snapshot = snapshot or snapshot_newest()
+    if snapshot is None:
+        raise ValidationError("There is no policy snapshot to deploy yet; build one first.", code="no_snapshot")
+    # staged beside the releases under a name no deployment has, validated there, and removed
+    scratch = f"{DRY_RUN_DEPLOYMENT_ID}-{secrets.token_hex(4)}"
     transport = transport_for(gateway)
     try:
         live_release = transport.active()
         live = _live_files(transport, live_release)
         live_root = transport.release_path(live_release) if live_release else ""
+        request = render_request_for(gateway=gateway, snapshot=snapshot, deployment_id=DRY_RUN_DEPLOYMENT_ID)
+        rendered = render(gateway.kind, replace(request, install_directory=transport.release_path(scratch)))
+        try:
+            transport.stage(scratch, rendered)
+            validation = validate(rendered, directory=transport.release_path(scratch), run=transport.run)
+        finally:
+            transport.discard(scratch)
+        roots = (transport.release_path(scratch), live_root)
     finally:
         transport.close()
-    with tempfile.TemporaryDirectory(prefix="policyhub-dry-run-") as scratch:
-        request = render_request_for(gateway=gateway, snapshot=snapshot, deployment_id=DRY_RUN_DEPLOYMENT_ID)
-        rendered = render(gateway.kind, replace(request, install_directory=scratch))
-        rendered.write_to(Path(scratch))
-        validation = validate(rendered, directory=Path(scratch))
-        changes = _changes(
-            rendered, live, _vouched_hashes(gateway, live_release), _redactions(gateway), (scratch, live_root)
-        )
+    changes = _changes(rendered, live, _vouched_hashes(gateway, live_release), _redactions(gateway), roots)
     proof = gateway_prove(gateway=gateway, snapshot=snapshot, actor=actor) if validation.ok else None
     return DryRun(
         gateway=gateway.name,

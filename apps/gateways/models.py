@@ -1,7 +1,12 @@
-"""Deployment: one snapshot rendered, proven and pushed to one gateway; the only record of its progress."""
+"""Deployment: one snapshot rendered, proven and pushed to one gateway; the only record of its progress.
+SshTarget: how to reach a gateway's host over SSH, for a gateway deployed there instead of on this host."""
 
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
+from apps.core.fields import EncryptedTextField, NormalizedCharField
+from apps.gateways import ssh_keys
 from apps.gateways.choices import FINAL_STATES, DeploymentState, DeploymentTrigger
 
 
@@ -66,3 +71,44 @@ class GatewayDrift(models.Model):
     @property
     def drifted(self) -> bool:
         return bool(self.findings)
+
+
+class SshHostField(NormalizedCharField):
+    normalizer = staticmethod(ssh_keys.normalize_ssh_host)
+
+
+class SshHostKeyField(NormalizedCharField):
+    normalizer = staticmethod(ssh_keys.normalize_host_key)
+
+
+class SshTarget(models.Model):
+    """The gateway's host over SSH: the release directories, the proxy's binaries, its master
+    socket and its process are there (the gateway's deploy directory is a path on that host)."""
+
+    gateway = models.OneToOneField("policies.Gateway", on_delete=models.CASCADE, related_name="ssh_target")
+    host = SshHostField(max_length=255, help_text="Host name or IP address of the gateway's host.")
+    port = models.PositiveIntegerField(default=22, validators=[MinValueValidator(1), MaxValueValidator(65535)])
+    username = models.CharField(
+        max_length=32,
+        validators=[RegexValidator(r"^[a-z_][a-z0-9_-]*$", "A POSIX user name: lower-case letters, digits, _ and -.")],
+    )
+    # Not named "*key*": the audit log masks such names, and a change of the pinned host key must show.
+    known_host = SshHostKeyField(
+        max_length=16000,
+        help_text="The host's OpenSSH public key line (its /etc/ssh/ssh_host_ed25519_key.pub), as in "
+        "known_hosts: pinned, any other key is refused.",
+    )
+    private_key = EncryptedTextField(help_text="The client's private key (OpenSSH or PEM, without a passphrase).")
+
+    class Meta:
+        verbose_name = "SSH target"
+
+    def __str__(self) -> str:
+        return f"{self.username}@{self.host}:{self.port}"
+
+    def clean(self) -> None:
+        if self.private_key:
+            try:
+                ssh_keys.client_key_load(self.private_key)
+            except ValidationError as error:
+                raise ValidationError({"private_key": error}) from None

@@ -12,7 +12,6 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from django.utils import timezone
 
@@ -88,7 +87,7 @@ def _render(run: _Run) -> str:
 def _validate(run: _Run) -> str:
     release = run.deployment.release
     run.transport.stage(release, run.rendered)
-    result = validate(run.rendered, directory=Path(run.transport.release_path(release)))
+    result = validate(run.rendered, directory=run.transport.release_path(release), run=run.transport.run)
     if not result.ok:
         raise StepFailed("invalid config: " + "; ".join(f"{p.check}: {p.message}" for p in result.problems))
     return f"staged release {release} and validated it with {run.rendered.kind}"
@@ -110,13 +109,15 @@ def _push(run: _Run) -> str:
 
 
 def _reload(run: _Run) -> str:
-    reload_proxy(kind=run.deployment.gateway.kind, directory=run.deployment.gateway.deploy_directory)
+    reload_proxy(kind=run.deployment.gateway.kind, transport=run.transport)
     return f"{run.deployment.gateway.kind} reloaded"
 
 
 def _probe(run: _Run) -> str:
     deployment = run.deployment
-    target = ProbeTarget.for_listen_address(deployment.gateway.listen_address, tls=run.tls)
+    target = ProbeTarget.for_listen_address(
+        deployment.gateway.listen_address, tls=run.tls, gateway_host=run.transport.host
+    )
     waited = probe_until(target, deployment_id=str(deployment.pk), snapshot=deployment.snapshot.sha256)
     sample = live_sample_prove(
         gateway=deployment.gateway,
@@ -174,9 +175,11 @@ def _roll_back(run: _Run, reason: str) -> None:
     try:
         run.transport.activate(previous_release)
         run.flipped = False
-        reload_proxy(kind=run.deployment.gateway.kind, directory=run.deployment.gateway.deploy_directory)
+        reload_proxy(kind=run.deployment.gateway.kind, transport=run.transport)
         if previous is not None:
-            target = ProbeTarget.for_listen_address(run.deployment.gateway.listen_address, tls=run.tls)
+            target = ProbeTarget.for_listen_address(
+                run.deployment.gateway.listen_address, tls=run.tls, gateway_host=run.transport.host
+            )
             probe_until(target, deployment_id=previous_release, snapshot=previous.snapshot.sha256)
     except Exception as error:  # the row must say the gateway needs a human
         _finish(run, DeploymentState.FAILED, f"{reason}; rolling back to release {previous_release} failed: {error}")

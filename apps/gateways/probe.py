@@ -24,12 +24,15 @@ class ProbeTarget:
     tls: bool
 
     @classmethod
-    def for_listen_address(cls, listen_address: str, *, tls: bool) -> "ProbeTarget":
-        """Where to reach a gateway bound to ``listen_address`` from this host."""
+    def for_listen_address(cls, listen_address: str, *, tls: bool, gateway_host: str = "") -> "ProbeTarget":
+        """Where to reach a gateway bound to ``listen_address`` from this host. ``gateway_host`` is
+        how its host is reached from here (a transport's ``host``; empty: this host): a gateway
+        listening on every address is probed there."""
         host, _, port = listen_address.rpartition(":")
         host = host.strip("[]")
-        host = _ANY_ADDRESS.get(host, host)
-        ipaddress.ip_address(host)  # listen addresses are validated; this only guards the contract
+        ipaddress.ip_address(_ANY_ADDRESS.get(host, host))  # listen addresses are validated; this guards the contract
+        if host in _ANY_ADDRESS:
+            host = gateway_host or _ANY_ADDRESS[host]
         return cls(host, int(port), tls)
 
 

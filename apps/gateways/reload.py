@@ -1,5 +1,7 @@
 """Telling a running proxy to load the config ``<deploy directory>/current`` names, without dropping requests.
 
+Everything happens on the gateway's host, through its transport (this host, or over SSH).
+
 The contract with whoever starts the proxy (README, "Deploying"):
 - HAProxy: ``haproxy -W -S <dir>/run/haproxy-master.sock -f <dir>/current/haproxy.cfg``. ``reload``
   on the master CLI re-executes the master with the same arguments, so it reads the new release
@@ -9,12 +11,12 @@ The contract with whoever starts the proxy (README, "Deploying"):
   (proxies.md §2.6).
 """
 
-import os
+import posixpath
 import re
 import signal
-import socket
 import time
-from pathlib import Path
+
+from apps.gateways.transports import NotASocket, ProcessGone, Transport, TransportError
 
 RUN = "run"
 HAPROXY_MASTER_SOCKET = "haproxy-master.sock"
@@ -28,12 +30,12 @@ class ReloadFailed(Exception):
     """The proxy could not be told to reload, or refused the new config; the message says why."""
 
 
-def reload_proxy(*, kind: str, directory: str | Path) -> None:
-    run = Path(directory) / RUN
+def reload_proxy(*, kind: str, transport: Transport) -> None:
+    run = posixpath.join(transport.directory, RUN)
     if kind == "haproxy":
-        _reload_haproxy(run / HAPROXY_MASTER_SOCKET)
+        _reload_haproxy(transport, posixpath.join(run, HAPROXY_MASTER_SOCKET))
     elif kind == "lighttpd":
-        _restart_lighttpd(run / LIGHTTPD_PID_FILE)
+        _restart_lighttpd(transport, posixpath.join(run, LIGHTTPD_PID_FILE))
     else:
         raise ReloadFailed(f"no reload for proxy kind {kind!r}")
 
@@ -41,43 +43,37 @@ def reload_proxy(*, kind: str, directory: str | Path) -> None:
 # HAProxy ---------------------------------------------------------------------------------------
 
 
-def _master_command(path: Path, command: str) -> str:
+def _master_command(transport: Transport, path: str, command: str) -> str:
     """One command on the master CLI. The master answers once the client half-closes (as socat does
     at the end of its input) and then closes the connection."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-        connection.settimeout(MASTER_TIMEOUT_SECONDS)
-        connection.connect(str(path))
-        connection.sendall(f"{command}\n".encode())
-        connection.shutdown(socket.SHUT_WR)
-        chunks = []
-        while chunk := connection.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks).decode(errors="replace")
+    answer = transport.unix_request(path, f"{command}\n".encode(), timeout=MASTER_TIMEOUT_SECONDS)
+    return answer.decode(errors="replace")
 
 
-def _master_counters(path: Path) -> tuple[int, int]:
+def _master_counters(transport: Transport, path: str) -> tuple[int, int]:
     """(reloads, failed reloads) from the master's ``show proc``."""
-    answer = _master_command(path, "show proc")
+    answer = _master_command(transport, path, "show proc")
     match = _MASTER_LINE.search(answer)
     if match is None:
         raise ReloadFailed(f"unexpected answer from the HAProxy master at {path}: {answer[:200]!r}")
     return int(match.group(1)), int(match.group(2))
 
 
-def _reload_haproxy(path: Path) -> None:
-    if not path.is_socket():
-        raise ReloadFailed(f"no HAProxy master socket at {path}: is haproxy running with -W -S {path}?")
+def _reload_haproxy(transport: Transport, path: str) -> None:
     try:
-        reloads, _ = _master_counters(path)
-        _master_command(path, "reload")
-    except OSError as error:
+        reloads, _ = _master_counters(transport, path)
+        _master_command(transport, path, "reload")
+    except NotASocket:
+        raise ReloadFailed(f"no HAProxy master socket at {path}: is haproxy running with -W -S {path}?") from None
+    except TransportError as error:
         raise ReloadFailed(f"HAProxy master at {path} did not answer ({error})") from None
-    # The master re-executes itself: its socket refuses connections until the new master listens.
+    # The master re-executes itself: until the new master listens, its socket refuses connections,
+    # or accepts one and closes it unanswered (seen through an SSH channel under load).
     deadline = time.monotonic() + MASTER_TIMEOUT_SECONDS
     while True:
         try:
-            after, failed = _master_counters(path)
-        except OSError as error:
+            after, failed = _master_counters(transport, path)
+        except (TransportError, ReloadFailed) as error:
             if time.monotonic() > deadline:
                 raise ReloadFailed(f"HAProxy master at {path} gone after reload ({error})") from None
             time.sleep(0.05)
@@ -95,16 +91,16 @@ def _reload_haproxy(path: Path) -> None:
 # lighttpd --------------------------------------------------------------------------------------
 
 
-def _restart_lighttpd(pid_file: Path) -> None:
+def _restart_lighttpd(transport: Transport, pid_file: str) -> None:
     try:
-        text = pid_file.read_text().strip()
-    except OSError as error:
-        raise ReloadFailed(f"no lighttpd pid file at {pid_file} ({error.strerror})") from None
+        text = transport.read_file(pid_file).decode(errors="replace").strip()
+    except TransportError as error:
+        raise ReloadFailed(f"no lighttpd pid file ({error})") from None
     if not text.isdigit() or int(text) <= 1:
         raise ReloadFailed(f"{pid_file} holds {text[:20]!r}, not a process id")
     try:
-        os.kill(int(text), signal.SIGUSR1)
-    except ProcessLookupError:
+        transport.send_signal(int(text), signal.SIGUSR1)
+    except ProcessGone:
         raise ReloadFailed(f"lighttpd (pid {text} from {pid_file}) is not running") from None
-    except PermissionError:
-        raise ReloadFailed(f"not allowed to signal pid {text} from {pid_file}") from None
+    except TransportError as error:
+        raise ReloadFailed(f"cannot signal lighttpd (pid {text} from {pid_file}): {error}") from None

@@ -1,4 +1,4 @@
-"""Operations on gateways: the equivalence proof, and deployments (one per gateway at a time)."""
+"""Operations on gateways: deployments (one per gateway at a time), and how to reach a gateway's host."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -8,11 +8,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.core.actors import Actor
+from apps.core.crypto import Secret
 from apps.core.services import model_create, model_update
 from apps.credentials.choices import KeyState
 from apps.credentials.services import signing_keys_retire
 from apps.gateways.choices import DeploymentState, DeploymentTrigger
-from apps.gateways.models import Deployment
+from apps.gateways.models import Deployment, SshTarget
 from apps.gateways.pipeline import StepListener, deployment_pipeline_run
 from apps.gateways.selectors import deployable_gateways, gateways_due_for_key_renewal
 from apps.policies.models import Gateway, PolicySnapshot
@@ -149,3 +150,26 @@ def gateway_keys_rotate(
         )
         deployments[1].refresh_from_db()
     return deployments
+
+
+def ssh_target_set(
+    *,
+    gateway: Gateway,
+    host: str,
+    username: str,
+    known_host: str,
+    private_key: str | None = None,
+    port: int = 22,
+    actor: Actor,
+) -> SshTarget:
+    """Deploy ``gateway`` over SSH from now on: its deploy directory is a path on ``host``, whose key
+    ``known_host`` (its OpenSSH public key line) is pinned. ``private_key`` None keeps the stored client
+    key. Both keys are checked (ValidationError says what is wrong, never quoting them); the audit
+    row shows only a fingerprint of the private key."""
+    data = {"gateway": gateway, "host": host, "port": port, "username": username, "known_host": known_host}
+    if private_key is not None:
+        data["private_key"] = Secret(private_key)
+    existing = SshTarget.objects.filter(gateway=gateway).first()
+    if existing is None:
+        return model_create(model=SshTarget, actor=actor, data={"private_key": Secret(""), **data})
+    return model_update(instance=existing, actor=actor, data=data)[0]

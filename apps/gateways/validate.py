@@ -6,20 +6,25 @@ with -5 at run time), and ``lighttpd -tt`` passes missing or broken magnet scrip
 at request time). So besides the binary's verdict, every referenced file must exist, every HAProxy
 verification key must be SPKI ``BEGIN PUBLIC KEY`` PEM of the right type, and every Lua file must
 compile with the Lua the proxy embeds (5.3 in HAProxy, 5.4 in mod_magnet).
+
+The binaries run where the release will run: a deploy passes its transport's ``run``, so they check
+the staged copy on the gateway's host with the proxy and Lua installed there. The reference and key
+checks read the rendered files themselves, which are exactly the files staged.
 """
 
+import posixpath
 import re
-import shutil
-import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from apps.gateways.rendered import RenderedConfig
+from apps.gateways.transports.base import COMMAND_NOT_FOUND, CommandResult
+from apps.gateways.transports.local import run_command
 
 CHECK_TIMEOUT_SECONDS = 30
 DEBIAN_PACKAGE = {
@@ -30,6 +35,8 @@ DEBIAN_PACKAGE = {
     "lua5.4": "lua5.4",
 }
 LUA_MODULE_PACKAGES = {"cjson": "lua-cjson", "openssl": "lua-luaossl"}
+# run(argv, *, cwd, timeout) on the host the config is checked on: a transport's ``run``
+Runner = Callable[..., CommandResult]
 
 
 @dataclass(frozen=True)
@@ -47,29 +54,49 @@ class ValidationResult:
         return not self.problems
 
 
-def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess | Problem:
-    if shutil.which(command[0]) is None:
+@dataclass(frozen=True)
+class _Target:
+    """Where the rendered files were written, and how to run a program there."""
+
+    directory: PurePosixPath
+    run: Runner
+
+
+def _run(target: _Target, command: list[str]) -> CommandResult | Problem:
+    result = target.run(command, cwd=str(target.directory), timeout=CHECK_TIMEOUT_SECONDS)
+    if result.returncode == COMMAND_NOT_FOUND:
         package = DEBIAN_PACKAGE.get(command[0], command[0])
         return Problem("binary", f"{command[0]} is not installed; on Debian: apt-get install {package}")
-    return subprocess.run(  # noqa: S603 (fixed binaries, arguments are our own file names)
-        command, cwd=cwd, capture_output=True, text=True, timeout=CHECK_TIMEOUT_SECONDS, check=False
-    )
+    return result
 
 
-def _missing(directory: Path, references: set[str], source: str) -> Iterator[Problem]:
+def _rendered_name(directory: PurePosixPath, reference: str) -> str | None:
+    """The rendered file a reference names (relative to the config, or absolute under its
+    directory); None if it points outside."""
+    path = PurePosixPath(reference)
+    if path.is_absolute():
+        if not path.is_relative_to(directory):
+            return None
+        path = path.relative_to(directory)
+    return posixpath.normpath(str(path))
+
+
+def _missing(
+    rendered: RenderedConfig, directory: PurePosixPath, references: set[str], source: str
+) -> Iterator[Problem]:
     for reference in sorted(references):
-        path = Path(reference)
-        if path.is_absolute() and not path.is_relative_to(directory):
+        name = _rendered_name(directory, reference)
+        if name is None:
             yield Problem("reference", f"{source} refers to {reference}, outside the rendered files")
-        elif not (directory / path).is_file():
+        elif name not in rendered.files:
             yield Problem("reference", f"{source} refers to {reference}, which was not rendered")
 
 
-def _lua_modules(rendered: RenderedConfig, directory: Path, lua: str) -> Iterator[Problem]:
+def _lua_modules(rendered: RenderedConfig, target: _Target, lua: str) -> Iterator[Problem]:
     """Every module the scripts require must load in the proxy's Lua (a missing one fails only at
     request time, as a 500 or as tokens that never verify)."""
     for module in rendered.lua_modules:
-        result = _run([lua, "-e", f"require({module!r})"], directory)
+        result = _run(target, [lua, "-e", f"require({module!r})"])
         if isinstance(result, Problem):
             yield result
             return
@@ -79,10 +106,10 @@ def _lua_modules(rendered: RenderedConfig, directory: Path, lua: str) -> Iterato
             yield Problem("lua", f"Lua module {module} does not load with {lua}{hint}")
 
 
-def _lua(rendered: RenderedConfig, directory: Path, luac: str) -> Iterator[Problem]:
+def _lua(rendered: RenderedConfig, target: _Target, luac: str) -> Iterator[Problem]:
     for name in rendered.files:
         if name.endswith(".lua"):
-            result = _run([luac, "-p", name], directory)
+            result = _run(target, [luac, "-p", name])
             if isinstance(result, Problem):
                 yield result
                 return
@@ -113,8 +140,8 @@ _HAPROXY_VERIFY_KEY = re.compile(r"\bjwt_verify\(\s*(RS|ES|PS)(\d+)\s*,\s*\"([^\
 _KEY_TYPES = {"RS": rsa.RSAPublicKey, "PS": rsa.RSAPublicKey, "ES": ec.EllipticCurvePublicKey}
 
 
-def _haproxy_binary(rendered: RenderedConfig, directory: Path) -> Iterator[Problem]:
-    result = _run(["haproxy", "-c", "-f", rendered.main], directory)
+def _haproxy_binary(rendered: RenderedConfig, target: _Target) -> Iterator[Problem]:
+    result = _run(target, ["haproxy", "-c", "-f", rendered.main])
     if isinstance(result, Problem):
         yield result
         return
@@ -126,12 +153,12 @@ def _haproxy_binary(rendered: RenderedConfig, directory: Path) -> Iterator[Probl
         )
 
 
-def _haproxy_keys(text: str, directory: Path) -> Iterator[Problem]:
+def _haproxy_keys(rendered: RenderedConfig, text: str, directory: PurePosixPath) -> Iterator[Problem]:
     for family, bits, reference in _HAPROXY_VERIFY_KEY.findall(text):
-        path = directory / reference
-        if not path.is_file():
+        name = _rendered_name(directory, reference)
+        if name not in rendered.files:
             continue  # reported as a missing reference
-        pem = path.read_bytes()
+        pem = rendered.files[name].content
         if not pem.lstrip().startswith(b"-----BEGIN PUBLIC KEY-----"):
             yield Problem("key", f"{reference}: jwt_verify needs SPKI 'BEGIN PUBLIC KEY' PEM (a certificate gives -5)")
             continue
@@ -151,15 +178,15 @@ def _haproxy_keys(text: str, directory: Path) -> Iterator[Problem]:
             yield Problem("key", f"{reference}: {held} key cannot verify {family}{bits} signatures")
 
 
-def _check_haproxy(rendered: RenderedConfig, directory: Path) -> Iterator[Problem]:
-    yield from _haproxy_binary(rendered, directory)
+def _check_haproxy(rendered: RenderedConfig, target: _Target) -> Iterator[Problem]:
+    yield from _haproxy_binary(rendered, target)
     for name, file in rendered.files.items():
         if name.endswith(".cfg"):
             text = file.content.decode()
             references = {match for pattern in _HAPROXY_FILE_REFERENCES for match in pattern.findall(text)}
-            yield from _missing(directory, references, name)
-            yield from _haproxy_keys(text, directory)
-    yield from _lua(rendered, directory, "luac5.3")
+            yield from _missing(rendered, target.directory, references, name)
+            yield from _haproxy_keys(rendered, text, target.directory)
+    yield from _lua(rendered, target, "luac5.3")
 
 
 # lighttpd --------------------------------------------------------------------------------------
@@ -169,8 +196,8 @@ _LIGHTTPD_FILE_SETTING = re.compile(r"^\s*ssl\.(?:pemfile|privkey|ca-file)\s*=\s
 _QUOTED = re.compile(r"\"([^\"]+)\"")
 
 
-def _check_lighttpd(rendered: RenderedConfig, directory: Path) -> Iterator[Problem]:
-    result = _run(["lighttpd", "-tt", "-f", rendered.main], directory)
+def _check_lighttpd(rendered: RenderedConfig, target: _Target) -> Iterator[Problem]:
+    result = _run(target, ["lighttpd", "-tt", "-f", rendered.main])
     if isinstance(result, Problem):
         yield result
         return
@@ -180,25 +207,30 @@ def _check_lighttpd(rendered: RenderedConfig, directory: Path) -> Iterator[Probl
         yield Problem("binary", output or f"lighttpd -tt exit {result.returncode}")
         return
     # -p prints the parsed config with variables and includes expanded: the paths as lighttpd sees them.
-    printed = _run(["lighttpd", "-p", "-f", rendered.main], directory).stdout
+    printed = _run(target, ["lighttpd", "-p", "-f", rendered.main]).stdout
     references = set(_LIGHTTPD_FILE_SETTING.findall(printed))
     for script_list in _LIGHTTPD_SCRIPT_LIST.findall(printed):
         references.update(_QUOTED.findall(script_list))
-    yield from _missing(directory, references, rendered.main)
-    yield from _lua(rendered, directory, "luac5.4")
-    yield from _lua_modules(rendered, directory, "lua5.4")
+    yield from _missing(rendered, target.directory, references, rendered.main)
+    yield from _lua(rendered, target, "luac5.4")
+    yield from _lua_modules(rendered, target, "lua5.4")
 
 
 _CHECKS = {"haproxy": _check_haproxy, "lighttpd": _check_lighttpd}
 
 
-def validate(rendered: RenderedConfig, *, directory: Path | None = None) -> ValidationResult:
-    """Run every check on the files written to a temporary directory, or, with ``directory``, on the
-    copy already written there (a deploy's staged release, whose configs may name it absolutely);
-    problems name what failed."""
+def validate(
+    rendered: RenderedConfig, *, directory: str | Path | None = None, run: Runner = run_command
+) -> ValidationResult:
+    """Run every check on the files written to a temporary directory on this host, or, with
+    ``directory``, on the copy already written there (a deploy's staged release, whose configs may
+    name it absolutely), running the binaries with ``run`` (the transport's, for the gateway's
+    host); problems name what failed."""
     if directory is not None:
-        return ValidationResult(tuple(_CHECKS[rendered.kind](rendered, directory)))
+        target = _Target(PurePosixPath(str(directory)), run)
+        return ValidationResult(tuple(_CHECKS[rendered.kind](rendered, target)))
     with tempfile.TemporaryDirectory(prefix="policyhub-validate-") as workdir:
         written = Path(workdir).resolve()
         rendered.write_to(written)
-        return ValidationResult(tuple(_CHECKS[rendered.kind](rendered, written)))
+        target = _Target(PurePosixPath(written), run_command)
+        return ValidationResult(tuple(_CHECKS[rendered.kind](rendered, target)))

@@ -1,4 +1,5 @@
-"""Fixtures shared by the gateway tests."""
+"""Fixtures shared by the gateway tests: a gateway deployed to a live proxy, and a real OpenSSH
+server standing in for a gateway's remote host."""
 
 import pytest
 
@@ -10,6 +11,7 @@ from apps.gateways.live import free_loopback_port
 from apps.gateways.services import deploy_gateway
 from apps.policies import services as policies
 from apps.policies.choices import AuthMode, GatewayKind
+from tests.support.sshd import running_sshd
 from tests.support.stage import ACTOR, HOST, Stage, public_route, running_proxy_at
 
 
@@ -41,3 +43,9 @@ def stage(request, db, tmp_path):
             staged = Stage(gateway, directory, first, next_snapshot, port)
             assert staged.answers(first)
             yield staged
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    with running_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server

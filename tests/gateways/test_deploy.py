@@ -35,6 +35,7 @@ from apps.gateways.services import (
     deployment_request,
     deployment_run,
     gateway_deploy_lock,
+    ssh_target_set,
 )
 from apps.gateways.tasks import deployment_run_task
 from apps.policies import services as policies
@@ -112,6 +113,73 @@ def test_a_config_that_fails_validation_is_never_pushed(stage, monkeypatch):
     assert not (stage.directory / "releases" / str(deployment.pk)).exists()
     assert _leftovers(stage.directory) == []
     assert stage.answers(stage.first)
+
+
+# Over SSH: the same host plays the remote one (sshd on loopback); every operation on the gateway's
+# host goes through the ssh transport, and sshd's log shows the sessions it served.
+
+
+@pytest.fixture
+def over_ssh(stage, sshd):
+    ssh_target_set(
+        gateway=stage.gateway, host=sshd.host, port=sshd.port, username=sshd.username,
+        known_host=sshd.host_key.public_line, private_key=sshd.client_key.private_openssh, actor=ACTOR,
+    )  # fmt: skip
+    return stage
+
+
+def _sessions(sshd) -> int:
+    return sshd.log().count("Starting session: command")
+
+
+def test_a_deploy_over_ssh_is_validated_and_reloaded_on_the_target_and_goes_live(over_ssh, sshd):
+    stage = over_ssh
+    sessions = _sessions(sshd)
+
+    deployment = _deploy(stage)
+
+    assert deployment.state == DeploymentState.LIVE, deployment.messages
+    assert [step["step"] for step in deployment.steps] == STEP_NAMES
+    assert os.readlink(stage.directory / "current") == f"releases/{deployment.pk}"
+    release = stage.directory / "releases" / str(deployment.pk)
+    assert deployment.file_hashes == {
+        name: hashlib.sha256((release / name).read_bytes()).hexdigest() for name in deployment.file_hashes
+    }
+    assert stage.answers(deployment)
+    assert stage.status("/b/page") == 200
+    assert _leftovers(stage.directory) == []
+    # The binary checks ran as commands over SSH (lighttpd's restart too: kill -s USR1); one
+    # connection served the whole deploy, and the pipeline closed it.
+    log = sshd.log()
+    assert _sessions(sshd) - sessions >= (1 if stage.gateway.kind == GatewayKind.HAPROXY else 5)
+    assert log.count("Accepted publickey") - log.count("Disconnected from user") == 0
+    assert "subsystem 'sftp'" in log
+
+
+@pytest.mark.parametrize("stage", [GatewayKind.HAPROXY], indirect=True)
+def test_a_reload_that_fails_over_ssh_rolls_back_over_ssh(over_ssh):
+    stage = over_ssh
+
+    def break_the_new_release(step):
+        # Between the flip and the reload, the new release loses a map its config loads: the HAProxy
+        # master on the target refuses it at reload (the old worker keeps serving).
+        if step["step"] == "push":
+            (stage.directory / "current" / "routes.map").unlink()
+
+    deployment = deploy_gateway(
+        gateway=stage.gateway, actor=ACTOR, trigger=DeploymentTrigger.CLI, snapshot=stage.next_snapshot,
+        listener=break_the_new_release,
+    )  # fmt: skip
+
+    deployment.refresh_from_db()
+    assert deployment.state == DeploymentState.ROLLED_BACK, deployment.messages
+    assert [step["step"] for step in deployment.steps] == ["render", "validate", "prove", "push", "reload"]
+    assert "HAProxy refused the new config" in deployment.messages[-2]["text"]
+    assert f"rolled back to release {stage.first.pk}" in deployment.messages[-1]["text"]
+    assert os.readlink(stage.directory / "current") == f"releases/{stage.first.pk}"
+    assert stage.answers(stage.first)
+    assert stage.status("/b/page") == 404
+    assert not (stage.directory / "releases" / str(deployment.pk)).exists()
 
 
 def test_a_probe_that_fails_after_the_reload_rolls_back_to_the_previous_release(stage, monkeypatch):

@@ -19,6 +19,7 @@ from apps.gateways.reload import reload_proxy
 from apps.gateways.selectors import gateways_due_for_key_renewal
 from apps.gateways.services import deploy_gateway, deployment_run, gateways_keys_renew
 from apps.gateways.tasks import gateways_drift_check_task, gateways_keys_renew_task
+from apps.gateways.transports import LocalTransport
 from policyhub.celery import app
 from tests.factories import IdentityFactory
 from tests.support.stage import ACTOR
@@ -146,7 +147,7 @@ def test_a_hand_flipped_release_and_a_proxy_serving_other_files_are_drift(stage)
     current.symlink_to(f"releases/{stage.first.pk}")  # someone put the old release back by hand
 
     flipped = gateway_drift_check(gateway=stage.gateway, actor=ACTOR)
-    reload_proxy(kind=stage.gateway.kind, directory=stage.directory)
+    reload_proxy(kind=stage.gateway.kind, transport=LocalTransport(stage.directory))
     stage.answers(stage.first)
     reloaded = gateway_drift_check(gateway=stage.gateway, actor=ACTOR)
 

@@ -19,6 +19,7 @@ FILES = {
     "/usr/lib/lighttpd/mod_magnet.so": "lighttpd-modules-lua",
     "/usr/share/lua/5.4/cjson": "lua-cjson",  # the lighttpd gate decodes token JSON with it
     "/usr/share/lua/5.4/openssl": "lua-luaossl",  # and verifies RS256/ES256 tokens with it
+    "/usr/sbin/sshd": "openssh-server",  # the ssh deploy transport's tests deploy through a real sshd
 }
 
 

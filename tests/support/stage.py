@@ -34,7 +34,7 @@ class Stage:
 
     def answers(self, deployment: Deployment) -> bool:
         target = ProbeTarget.for_listen_address(self.gateway.listen_address, tls=False)
-        probe_until(target, deployment_id=str(deployment.pk), snapshot=deployment.snapshot.sha256, timeout=5)
+        probe_until(target, deployment_id=str(deployment.pk), snapshot=deployment.snapshot.sha256, timeout=15)
         return True
 
     def status(self, path: str, token: str = "") -> int:

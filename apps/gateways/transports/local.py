@@ -1,119 +1,130 @@
-"""Releases in a directory on this host: ``releases/<release>/``, ``current`` -> ``releases/<release>``.
+"""Releases in a directory on this host, and the gateway's commands, socket and signals on this host too."""
 
-Both moves the pipeline depends on are single renames: a staged release appears whole (written as
-``<release>.partial``, then renamed), and ``current`` flips by renaming a new symlink over it, so a
-proxy reloading at any instant reads either the old release or the new one, never a mix.
-"""
-
-import hashlib
+import errno
 import os
-import secrets
 import shutil
+import socket
+import stat
+import subprocess
 from pathlib import Path
 
 from apps.gateways.rendered import RenderedConfig
-from apps.gateways.transports.base import TransportError, checked_release
+from apps.gateways.transports.base import (
+    COMMAND_NOT_FOUND,
+    KEEP_RELEASES,
+    CommandResult,
+    NotASocket,
+    ProcessGone,
+    ReleaseEntry,
+    ReleaseTree,
+    TransportError,
+)
 
-RELEASES = "releases"
-CURRENT = "current"
-PARTIAL_SUFFIX = ".partial"
-KEEP_RELEASES = 5  # in all, the live one included: enough to roll back by hand, few enough to stay small
+
+def run_command(argv: list[str], *, cwd: str | None = None, timeout: float) -> CommandResult:
+    """Run a program on this host, as a shell would report it: exit 127 when it is not installed."""
+    if shutil.which(argv[0]) is None:
+        return CommandResult(COMMAND_NOT_FOUND, "", f"{argv[0]}: command not found")
+    try:
+        finished = subprocess.run(  # noqa: S603 (callers pass fixed binaries and their own file names)
+            argv, cwd=cwd, capture_output=True, text=True, errors="replace", timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise TransportError(f"{argv[0]} did not finish within {timeout:g}s") from None
+    return CommandResult(finished.returncode, finished.stdout, finished.stderr)
 
 
-class LocalTransport:
+class LocalTransport(ReleaseTree):
     kind = "local"
+    host = ""
 
     def __init__(self, directory: str | Path, *, keep: int = KEEP_RELEASES):
-        self.directory = Path(directory)
-        self.releases = self.directory / RELEASES
-        self.current = self.directory / CURRENT
+        self.directory = str(Path(directory))
         self.keep = keep
 
-    def release_path(self, release: str) -> str:
-        return str(self.releases / checked_release(release))
+    # Filesystem primitives (see ReleaseTree) ------------------------------------------------
 
-    def stage(self, release: str, rendered: RenderedConfig) -> None:
-        target = Path(self.release_path(release))
-        if release == self.active():
-            raise TransportError(f"release {release} is live; a live release is never rewritten")
-        partial = target.with_name(target.name + PARTIAL_SUFFIX)
-        self.releases.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(partial, ignore_errors=True)  # left by an interrupted stage of the same release
-        try:
-            partial.mkdir()
-            rendered.write_to(partial)
-            shutil.rmtree(target, ignore_errors=True)  # a retried deploy stages its release again
-            partial.rename(target)
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
+    def _make_dirs(self, path: str) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
 
-    def active(self) -> str | None:
+    def _write_release(self, path: str, rendered: RenderedConfig) -> None:
+        Path(path).mkdir()
+        rendered.write_to(Path(path))
+
+    def _remove_tree(self, path: str) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+    def _rename(self, source: str, target: str) -> None:
+        os.replace(source, target)
+
+    def _symlink(self, target: str, path: str) -> None:
+        os.symlink(target, path)
+
+    def _remove_link(self, path: str) -> None:
+        Path(path).unlink(missing_ok=True)
+
+    def _readlink(self, path: str) -> str | None:
         try:
-            target = os.readlink(self.current)
+            return os.readlink(path)
         except FileNotFoundError:
             return None
         except OSError as error:
-            raise TransportError(f"{self.current} is not a symlink to a release ({error.strerror})") from None
-        parent, _, release = target.rpartition("/")
-        if parent != RELEASES or not release:
-            raise TransportError(f"{self.current} points at {target!r}, not at {RELEASES}/<release>")
-        return release
+            raise TransportError(f"{path} is not a symlink to a release ({error.strerror})") from None
 
-    def activate(self, release: str) -> str | None:
-        if not Path(self.release_path(release)).is_dir():
-            raise TransportError(f"release {release} was never staged")
-        previous = self.active()
-        # A relative target keeps the deploy directory movable; the rename is what makes the flip atomic.
-        link = self.directory / f".{CURRENT}.{secrets.token_hex(8)}"
-        link.symlink_to(f"{RELEASES}/{release}")
-        try:
-            os.replace(link, self.current)
-        except OSError:
-            link.unlink(missing_ok=True)
-            raise
-        self._prune(live=release, spare=previous)
-        return previous
+    def _is_dir(self, path: str) -> bool:
+        return Path(path).is_dir()
+
+    def _release_entries(self) -> list[ReleaseEntry]:
+        return [
+            ReleaseEntry(path.name, path.stat().st_mtime_ns)
+            for path in Path(self.releases).iterdir()
+            if path.is_dir() and not path.is_symlink()
+        ]
+
+    def _files_under(self, path: str) -> list[str]:
+        root = Path(path)
+        return [file.relative_to(root).as_posix() for file in root.rglob("*") if file.is_file()]
 
     def read_file(self, path: str) -> bytes:
-        return Path(path).read_bytes()
+        try:
+            return Path(path).read_bytes()
+        except OSError as error:
+            raise TransportError(f"cannot read {path}: {error.strerror}") from None
 
-    def file_hashes(self, release: str) -> dict[str, str]:
-        root = Path(self.release_path(release))
-        return {
-            str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(root.rglob("*"))
-            if path.is_file()
-        }
+    # Commands, sockets and signals on this host ------------------------------------------------
+
+    def run(self, argv: list[str], *, cwd: str | None = None, timeout: float) -> CommandResult:
+        return run_command(argv, cwd=cwd, timeout=timeout)
+
+    def unix_request(self, path: str, payload: bytes, *, timeout: float) -> bytes:
+        try:
+            is_socket = stat.S_ISSOCK(os.stat(path).st_mode)
+        except OSError:
+            is_socket = False
+        if not is_socket:
+            raise NotASocket(f"no socket at {path}")
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+                connection.settimeout(timeout)
+                connection.connect(path)
+                connection.sendall(payload)
+                connection.shutdown(socket.SHUT_WR)
+                chunks = []
+                while chunk := connection.recv(65536):
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise TransportError(f"{path} did not answer within {timeout:g}s") from None
+        except OSError as error:
+            raise TransportError(f"{path}: {error.strerror or errno.errorcode.get(error.errno, error)}") from None
+        return b"".join(chunks)
+
+    def send_signal(self, pid: int, signum: int) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            raise ProcessGone(f"no process {pid}") from None
+        except PermissionError:
+            raise TransportError(f"not allowed to signal process {pid}") from None
 
     def close(self) -> None:
-        """Nothing to release for a local directory."""
-
-    def discard(self, release: str) -> None:
-        target = Path(self.release_path(release))
-        if release == self.active():
-            raise TransportError(f"release {release} is live; activate another one before discarding it")
-        shutil.rmtree(target.with_name(target.name + PARTIAL_SUFFIX), ignore_errors=True)
-        shutil.rmtree(target, ignore_errors=True)
-
-    def _prune(self, *, live: str, spare: str | None) -> None:
-        """Keep ``keep`` releases in all: the live one, the one it replaced (the rollback target) and
-        the newest others. Staging times can tie within the clock's granularity; numeric names
-        (deployment ids) break the tie."""
-        releases = [
-            path
-            for path in self.releases.iterdir()
-            if path.is_dir() and not path.is_symlink() and not path.name.endswith(PARTIAL_SUFFIX)
-        ]
-        releases.sort(key=_age_key, reverse=True)
-        kept = {live, spare}
-        for path in releases:
-            if path.name in kept:
-                continue
-            if len(kept - {None}) < self.keep:
-                kept.add(path.name)
-            else:
-                shutil.rmtree(path, ignore_errors=True)
-
-
-def _age_key(path: Path) -> tuple[int, int, str]:
-    return path.stat().st_mtime_ns, int(path.name) if path.name.isdigit() else -1, path.name
+        """Nothing is held open."""

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("gateways", "0002_deployment_accepted_kids"),
+        ("gateways", "0003_deployment_accepted_kids"),
         ("policies", "0004_gateway_deploy_directory"),
     ]
 

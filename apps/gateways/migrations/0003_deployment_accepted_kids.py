@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("gateways", "0001_initial"),
+        ("gateways", "0002_ssh_target"),
     ]
 
     operations = [
