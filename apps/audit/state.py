@@ -9,7 +9,7 @@ from django.db import models
 
 from apps.core.crypto import Secret
 from apps.core.fields import EncryptedTextField
-from apps.core.redaction import REDACTED, redact
+from apps.core.redaction import REDACTED, is_secret_name, redact
 
 
 def secret_fingerprint(value: Secret | str) -> str:
@@ -33,6 +33,10 @@ def instance_state(instance: models.Model) -> dict:
         value = getattr(instance, field.attname)
         if isinstance(field, EncryptedTextField):
             secrets[field.name] = secret_fingerprint(value)
+        elif is_secret_name(field.attname) and isinstance(value, str):
+            # a secret-sounding name (public_key_pem, known_host) is masked like a secret, but
+            # fingerprinted, so a change to it alone is still seen, saved and audited
+            secrets[field.attname] = secret_fingerprint(value)
         else:
             state[field.attname] = value
     if instance.pk is not None:

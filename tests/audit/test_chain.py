@@ -12,6 +12,9 @@ from apps.audit.models import AppendOnlyError, AuditEvent
 from apps.audit.selectors import audit_chain_verify
 from apps.audit.services import audit_record
 from apps.core.actors import Actor
+from apps.core.services import model_update
+from apps.credentials.material import generate_key_material
+from apps.credentials.services import signing_key_generate
 from apps.identities import services as identity_services
 from apps.policies import services as policy_services
 
@@ -75,6 +78,23 @@ def test_secrets_never_reach_the_audit_log():
     assert update.before["credential"].startswith("******** (fingerprint ")
     assert update.after["credential"].startswith("******** (fingerprint ")
     assert update.before["credential"] != update.after["credential"]
+
+
+def test_a_change_to_a_secret_named_plain_field_alone_is_saved_and_audited_masked():
+    gateway = policy_services.gateway_create(
+        actor=ALICE, name="edge", kind="haproxy", listen_address="127.0.0.1:8080", public_hostnames=["a.example.test"]
+    )
+    key = signing_key_generate(gateway=gateway, actor=ALICE)
+    other_pem = generate_key_material(key.algorithm).public_key_pem
+
+    _, changed = model_update(instance=key, actor=ALICE, data={"public_key_pem": other_pem})
+
+    key.refresh_from_db()
+    assert changed and key.public_key_pem == other_pem
+    update = AuditEvent.objects.get(action="signingkey.update")
+    assert set(update.after) == {"public_key_pem"}
+    assert update.before["public_key_pem"] != update.after["public_key_pem"]
+    assert update.after["public_key_pem"].startswith("******** (fingerprint ")
 
 
 def test_a_failed_write_leaves_no_audit_row():
