@@ -79,6 +79,7 @@ def _render(run: _Run) -> str:
     run.live_kids = {
         KeyPurpose.EDGE_TOKEN: {key.kid for key in request.keys},
         KeyPurpose.SIGNED_LINK: {key.kid for key in request.link_keys},
+        KeyPurpose.IDENTITY_ASSERTION: {request.assertion_key.kid} if request.assertion_key else set(),
     }
     hashes = {name: hashlib.sha256(file.content).hexdigest() for name, file in run.rendered.files.items()}
     _record(run, rendered_sha256=run.rendered.sha256(), file_hashes=hashes)

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from apps.core.crypto import Secret
 from apps.credentials.choices import KeyPurpose, SigningAlgorithm
-from apps.credentials.selectors import gateway_certificates, signing_keys_accepted
+from apps.credentials.selectors import assertion_signing_key, gateway_certificates, signing_keys_accepted
 from apps.gateways.renderers.base import RenderRequest, TlsCertificate, VerificationKey
 from apps.policies.models import Gateway, PolicySnapshot
 from apps.policies.selectors import compiled_policy
@@ -29,6 +29,14 @@ def verification_keys(
     )
 
 
+def assertion_key(*, gateway: Gateway) -> VerificationKey | None:
+    """The key the gateway's proxy signs identity assertions with (``assertion_signing_key``)."""
+    key = assertion_signing_key(gateway=gateway)
+    if key is None:
+        return None
+    return VerificationKey(kid=key.kid, algorithm=key.algorithm, public_key_pem="", secret=key.private_material)
+
+
 def render_request_for(
     *,
     gateway: Gateway,
@@ -47,6 +55,7 @@ def render_request_for(
         upstream_override=upstream_override,
         link_keys=verification_keys(gateway=gateway, purpose=KeyPurpose.SIGNED_LINK),
         certificates=tls_certificates(gateway=gateway),
+        assertion_key=assertion_key(gateway=gateway),
     )
 
 

@@ -471,6 +471,19 @@ local function forward_identity(r, rule, identity)
   end
 end
 
+-- Identity assertions (apps/credentials/assertions.py): the signed string reads the identity headers
+-- back from the request, where only the ones just set from the token remain, and the path from
+-- request.uri, the target as mod_proxy forwards it (lighttpd re-encodes the raw one: %2c -> %2C).
+local function set_assertion(c, r, policy, host, method, now)
+  local assertion = policy.assertion
+  local lines = { "v1", assertion.kid, tostring(now), host, method, r.req_attr["request.uri"]:match("^[^?]*") }
+  for _, name in ipairs(assertion.bound_headers) do
+    lines[#lines + 1] = (r.req_header[name] or ""):match("^[ \t]*(.-)[ \t]*$")
+  end
+  local mac = c.hexdec(c.hmac("sha256", assertion.key, table.concat(lines, "\n")))
+  r.req_header[policy.assertion_header] = "v1;kid=" .. assertion.kid .. ";ts=" .. lines[3] .. ";sig=" .. c.b64urlenc(mac)
+end
+
 local REFUSALS = {
   [400] = "path not canonical",
   [401] = "authentication required",
@@ -504,6 +517,7 @@ function M.handle(lighty, version, build)
     r.req_header[name] = nil
   end
   r.req_header[policy.upstream_header] = nil
+  r.req_header[policy.assertion_header] = nil
   if not is_canonical(path) then
     return refuse(r, 400)
   end
@@ -538,6 +552,9 @@ function M.handle(lighty, version, build)
   r.req_header["Authorization"] = nil
   if identity then
     forward_identity(r, rule, identity)
+    if policy.assertion and rule.mode ~= "public" then -- a public rule admits anyone: nothing to vouch for
+      set_assertion(c, r, policy, host, method, now)
+    end
   end
   r.req_header[policy.upstream_header] = route.upstream
   r.req_env[policy.cache_control_env] = rule.cache_control
