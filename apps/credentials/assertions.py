@@ -34,6 +34,7 @@ other kid from the root, so rotation never needs the upstream to learn anything 
 """
 
 import base64
+import binascii
 import hashlib
 import hmac
 import re
@@ -44,8 +45,6 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-from apps.policies.decide import normalize_request_host
 
 ASSERTION_HEADER = "X-Policyhub-Assertion"
 VERSION = "v1"
@@ -62,6 +61,7 @@ KEY_BYTES = 32
 DEFAULT_MAX_AGE_SECONDS = 60
 _HKDF_INFO = b"policyhub identity assertion v1|"
 KID_PATTERN = re.compile(r"^ia-([0-9]{1,12})-[0-9a-f]{16}$")
+_VERSION = re.compile(r"^v[0-9]{1,3}$")
 _HEADER = re.compile(r"^v1;kid=([^;]*);ts=([0-9]{1,12});sig=([A-Za-z0-9_-]{43})$")
 _HTTP_SPACE = " \t"
 
@@ -106,10 +106,22 @@ def assertion_key_text(key: bytes) -> str:
 
 def assertion_key_bytes(text: str) -> bytes:
     """The inverse of ``assertion_key_text``; ValueError unless it holds exactly KEY_BYTES bytes."""
-    key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    try:
+        key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error:
+        key = b""
     if len(key) != KEY_BYTES or assertion_key_text(key) != text:
         raise ValueError(f"an identity-assertion key is {KEY_BYTES} bytes in unpadded base64url")
     return key
+
+
+def canonical_host(host: str) -> str:
+    """policies.decide.normalize_request_host, restated so that this module needs nothing but the
+    standard library and cryptography: an upstream written in Python can copy it as it is."""
+    host = host.strip().lower()
+    if host.startswith("["):  # IPv6 literal, possibly with a port
+        return host[: host.find("]") + 1]
+    return host.partition(":")[0].rstrip(".")
 
 
 def _bound_values(identity_headers: Mapping[str, str]) -> dict[str, str]:
@@ -121,7 +133,7 @@ def assertion_message(
     *, kid: str, ts: int, host: str, method: str, path: str, identity_headers: Mapping[str, str]
 ) -> bytes:
     """The signed string; ``identity_headers``: any request headers (names in any case)."""
-    lines = [VERSION, kid, str(ts), normalize_request_host(host), method.upper(), path.partition("?")[0]]
+    lines = [VERSION, kid, str(ts), canonical_host(host), method.upper(), path.partition("?")[0]]
     return "\n".join([*lines, *_bound_values(identity_headers).values()]).encode()
 
 
@@ -158,8 +170,8 @@ def assertion_verify(
     if not header:
         raise AssertionRejected("malformed", f"no {ASSERTION_HEADER} header")
     version = header.partition(";")[0]
-    if version != VERSION:
-        raise AssertionRejected("unknown-version", f"version {version[:16]!r}; this verifier knows {VERSION}")
+    if _VERSION.match(version) and version != VERSION:
+        raise AssertionRejected("unknown-version", f"version {version}; this verifier knows {VERSION}")
     parsed = _HEADER.match(header)
     kid_parts = KID_PATTERN.match(parsed.group(1)) if parsed else None
     if parsed is None or kid_parts is None:
