@@ -315,29 +315,36 @@ def _identity_header_lines() -> str:
     return "\n".join(lines)
 
 
-def _assertion(key: VerificationKey | None) -> tuple[dict[str, RenderedFile], str]:
-    """(the 0600 map holding the key, base64 as ``hmac`` takes it; the lines that sign a request
-    admitted with an identity). The signed string (credentials/assertions.py) reads the identity
-    headers back from the request: after the client's copies were removed, only the ones just set
-    from the token are there, exactly as the upstream will receive them."""
+def _assertion(key: VerificationKey | None) -> tuple[dict[str, RenderedFile], str, str]:
+    """(the 0600 map holding the key, base64 as ``hmac`` takes it; the global line that reads it once
+    per process; the lines that sign a request admitted by a rule that needs an identity). The
+    signed string (credentials/assertions.py) reads the identity headers back from the request:
+    after the client's copies were removed, only the ones just set from the token are there,
+    exactly as the upstream will receive them."""
     if key is None:
-        return {}, ""
+        return {}, "", ""
     secret = base64.b64encode(assertion_signing_key(key)).decode()
     files = {ASSERTION_KEYS: RenderedFile(f"{key.kid} {secret}\n".encode(), mode=SECRET_FILE_MODE)}
+    load = (
+        "    # the identity-assertion key, read once per process (a reload reads the new release's)\n"
+        f"    set-var proc.assertion_key str({key.kid}),map_str({ASSERTION_KEYS})"
+    )
     lines = [VERSION, key.kid, "%[var(txn.assertion_ts)]", "%[var(txn.host)]", "%[method]", "%[path]",
              *(f"%[req.fhdr({name})]" for name in BOUND_HEADERS)]  # fmt: skip
     signed = "\\n".join(lines)  # in double quotes, HAProxy reads backslash-n as a line feed
-    mac = "%[var(txn.assertion),hmac(sha256,txn.assertion_key),ub64enc]"
-    signing = "{ var(txn.assertion_key) -m found }"
-    return files, (
-        "    # admitted by a rule that needs an identity: an assertion of it the upstream can trust, signed\n"
-        "    # over the request and the identity headers just set (the client's copy went in step 2)\n"
-        f"    http-request set-var(txn.assertion_key) str({key.kid}),map_str({ASSERTION_KEYS}) "
-        "if identified { var(txn.admitted) -m end ;U ;R }\n"
-        f"    http-request set-var(txn.assertion_ts) date() if {signing}\n"
-        f'    http-request set-var-fmt(txn.assertion) "{signed}" if {signing}\n'
-        f'    http-request set-header {ASSERTION_HEADER} "{VERSION};kid={key.kid};ts=%[var(txn.assertion_ts)];'
-        f'sig={mac}" if {signing}'
+    mac = "%[var(txn.assertion),hmac(sha256,proc.assertion_key),ub64enc]"
+    signing = "{ var(txn.assertion_ts) -m found }"
+    return (
+        files,
+        load,
+        (
+            "    # admitted by a rule that needs an identity: an assertion of it the upstream can trust, signed\n"
+            "    # over the request and the identity headers just set (the client's copy went in step 2)\n"
+            "    http-request set-var(txn.assertion_ts) date() if identified { var(txn.admitted) -m end ;U ;R }\n"
+            f'    http-request set-var-fmt(txn.assertion) "{signed}" if {signing}\n'
+            f'    http-request set-header {ASSERTION_HEADER} "{VERSION};kid={key.kid};ts=%[var(txn.assertion_ts)];'
+            f'sig={mac}" if {signing}'
+        ),
     )
 
 
@@ -400,7 +407,7 @@ class HaproxyRenderer:
         wildcards = sorted((table for table in tables if table.startswith("*.")), key=lambda t: (-len(t), t))
         key_files, signature_checks = _keys(request.keys)
         tls_files, bind_tls = _tls(request.certificates)
-        assertion_files, assertion_lines = _assertion(request.assertion_key)
+        assertion_files, assertion_key_load, assertion_lines = _assertion(request.assertion_key)
         config = _fill(
             _source("haproxy.cfg.in"),
             {
@@ -416,6 +423,7 @@ class HaproxyRenderer:
                 "audience": config_word(request.gateway, "gateway"),
                 "identity_headers": _identity_header_lines(),
                 "identity_assertion": assertion_lines,
+                "assertion_key_load": assertion_key_load,
                 "backends": backend_sections,
                 "link_secrets": LINK_SECRETS,
             },
