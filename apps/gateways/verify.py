@@ -44,6 +44,7 @@ SPOOFED_HEADERS = {
     **{name: "spoofed-by-client" for name, _claim in IDENTITY_HEADERS.values()},
     ASSERTION_HEADER: f"v1;kid=ia-9999999999-{'0' * 16};ts=0;sig={'A' * 43}",
 }
+ASSERTION_EXPECTED = "an identity assertion the upstream verifies, and none without an identity"
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,6 @@ def _connection(port: int, client_ip: str, tls: bool) -> http.client.HTTPConnect
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return http.client.HTTPSConnection("127.0.0.1", port, timeout=10, source_address=(client_ip, 0), context=context)
-
-
-ASSERTION_EXPECTED = "an identity assertion the upstream verifies, and none without an identity"
 
 
 @dataclass(frozen=True)
