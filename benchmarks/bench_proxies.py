@@ -13,8 +13,10 @@ up with production settings, throwaway SECRET_KEY and POLICYHUB_KEK and an unuse
    gateway's real key (HAProxy RS256, lighttpd HS256: ``credentials.selectors.DEFAULT_ALGORITHM``;
    the proxies accept two kids, the first signs) and the issuer the renderer is given. Each identity
    gets one GET that ``decide()`` allows, about half of them admitted by a roles rule, none under a
-   rate limit below 6,000/min. ``proxy_rotate.lua`` makes wrk rotate through the 1,000 requests, so
-   the proxies' token caches and rate-limit tables see 1,000 identities.
+   rate limit below 6,000/min; requests admitted by rules that need an identity get a signed
+   identity assertion, as in production (one key derived from a root). ``proxy_rotate.lua`` makes
+   wrk rotate through the 1,000 requests, so the proxies' token caches and rate-limit tables see
+   1,000 identities.
 3. Sanity, before any timing: every one of the 1,000 requests must answer 200 through each
    configuration, and on the policy configs a sample sent without a token must answer what
    ``decide()`` expects, with some refusals among them (the policy is really enforced).
@@ -52,6 +54,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from apps.gateways.live import ProxyDidNotStart
@@ -119,6 +122,7 @@ class Gateway:
     name: str
     keys: tuple
     tokens: dict[str, str]
+    assertion_key: object  # VerificationKey the proxy signs identity assertions with
 
 
 @dataclass(frozen=True)
@@ -139,8 +143,12 @@ class Prepared:
 
 
 def make_gateway(kind: str, bench: Bench) -> Gateway:
-    """Two keys the proxy accepts (the first signs), and 1,000 tokens minted with the real minter."""
+    """Two keys the proxy accepts (the first signs), 1,000 tokens minted with the real minter, and
+    the identity-assertion key."""
+    import secrets
+
     from apps.core.crypto import Secret
+    from apps.credentials.assertions import assertion_key_derive, assertion_key_text, assertion_kid
     from apps.credentials.material import generate_key_material
     from apps.credentials.mint import TokenSigner
     from apps.credentials.selectors import DEFAULT_ALGORITHM
@@ -157,7 +165,9 @@ def make_gateway(kind: str, bench: Bench) -> Gateway:
     started = time.perf_counter()
     tokens = mint_tokens(signers[0], bench.issuer, bench.identities)
     print(f"  {len(tokens):,} {algorithm} tokens minted in {time.perf_counter() - started:.1f} s", flush=True)
-    return Gateway(kind, name, tuple(keys), tokens)
+    kid = assertion_kid(not_after=datetime.now(UTC) + timedelta(days=1))
+    derived = assertion_key_text(assertion_key_derive(root_secret=secrets.token_urlsafe(32), kid=kid))
+    return Gateway(kind, name, tuple(keys), tokens, VerificationKey(kid, "HS256", "", Secret(derived)))
 
 
 def prepare(gateway: Gateway, routes: int, bench: Bench) -> Prepared:
@@ -173,7 +183,10 @@ def prepare(gateway: Gateway, routes: int, bench: Bench) -> Prepared:
     targets = choose_targets(rng, policy, gateway.name, bench.identities)
     port = free_loopback_port()
     upstream = f"http://127.0.0.1:{bench.upstream.port}"
-    request = RenderRequest(policy, gateway.name, f"127.0.0.1:{port}", gateway.keys, bench.issuer, "bench", upstream)
+    request = RenderRequest(
+        policy, gateway.name, f"127.0.0.1:{port}", gateway.keys, bench.issuer, "bench", upstream,
+        assertion_key=gateway.assertion_key,
+    )  # fmt: skip
     started = time.perf_counter()
     rendered = render(gateway.kind, request)
     rendered_at = time.perf_counter()

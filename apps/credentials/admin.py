@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from apps.core.admin import ReadOnlyModelAdmin
-from apps.credentials.models import Certificate, SigningKey
+from apps.credentials.models import AssertionRoot, Certificate, SigningKey
 
 
 @admin.register(SigningKey)
@@ -25,4 +25,14 @@ class CertificateAdmin(ReadOnlyModelAdmin):
     search_fields = ("subject", "fingerprint_sha256", "gateway__name")
     exclude = ("private_key",)
     readonly_fields = ("gateway", "subject", "dns_names", "not_after", "fingerprint_sha256", "chain_pem")
+    list_select_related = ("gateway",)
+
+
+@admin.register(AssertionRoot)
+class AssertionRootAdmin(ReadOnlyModelAdmin):
+    """Read-only, secret never shown: ``manage.py assertion_secret`` reveals or replaces it, audited."""
+
+    list_display = ("gateway", "created_at", "rotated_at")
+    exclude = ("secret",)
+    readonly_fields = ("gateway", "created_at", "rotated_at")
     list_select_related = ("gateway",)

@@ -13,6 +13,8 @@ ASYMMETRIC_ALGORITHMS = frozenset({SigningAlgorithm.RS256, SigningAlgorithm.ES25
 class KeyPurpose(models.TextChoices):
     EDGE_TOKEN = "edge-token", "Edge tokens (JWTs)"
     SIGNED_LINK = "signed-link", "Signed links (HMAC-SHA256)"
+    # The proxy signs with it (upstreams derive it from the gateway's AssertionRoot): credentials/assertions.py
+    IDENTITY_ASSERTION = "identity-assertion", "Identity assertions to upstreams (HMAC-SHA256)"
 
 
 class KeyState(models.TextChoices):

@@ -8,6 +8,7 @@ claims (``preferred_username``, ``email``, ``name``) feed the identity headers a
 are stripped of control characters so no decoded claim can split a header.
 """
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -97,6 +98,15 @@ def _profile_claims(profile: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in cleaned.items() if value}
 
 
+class _Utf8JsonEncoder(json.JSONEncoder):
+    """Non-ASCII claims as UTF-8 rather than \\u escapes: HAProxy 2.6's json_query turns an escape
+    below U+0100 into one Latin-1 byte and yields nothing for a claim with any escape above it
+    (measured), so "Zoë" reached upstreams as Latin-1 and "Łukasz" not at all."""
+
+    def __init__(self, **options):
+        super().__init__(**{**options, "ensure_ascii": False})
+
+
 @lru_cache(maxsize=64)
 def _private_key(pem: str) -> PrivateKeyTypes:
     """Each key parsed once per process: loading (and checking) an RSA key costs ~45 ms, which PyJWT
@@ -142,7 +152,9 @@ def sign_edge_token(
     else:
         signing_material = signer.private_material.reveal().encode()
     headers = {"kid": signer.kid, "typ": "JWT"}
-    token = jwt.encode(claims, signing_material, algorithm=signer.algorithm, headers=headers)
+    token = jwt.encode(
+        claims, signing_material, algorithm=signer.algorithm, headers=headers, json_encoder=_Utf8JsonEncoder
+    )
     return EdgeToken(token=token, kid=signer.kid, expires_at=expires_at, claims=claims)
 
 

@@ -1,5 +1,6 @@
-"""Keys a gateway's proxy verifies with: for edge tokens and for signed links, one active key per
-gateway and purpose, private material encrypted at rest."""
+"""Keys a gateway's proxy verifies with (edge tokens, signed links) or signs with (identity
+assertions), one active key per gateway and purpose, private material encrypted at rest; the root
+the assertion keys derive from; TLS certificates."""
 
 from django.db import models
 from django.db.models import F, Q
@@ -10,11 +11,12 @@ from apps.policies.models import Gateway
 
 
 class SigningKey(models.Model):
-    """A key a gateway's proxy verifies edge tokens or signed links with; ``kid`` pins the algorithm
-    and the key. Signed links are always HMAC-SHA256, so their keys are HS256 secrets."""
+    """A key a gateway's proxy verifies edge tokens or signed links with, or signs identity assertions
+    with; ``kid`` pins the algorithm and the key. Signed links and assertions are always HMAC-SHA256,
+    so their keys are HS256 secrets (an assertion key is derived from the gateway's AssertionRoot)."""
 
     gateway = models.ForeignKey(Gateway, on_delete=models.PROTECT, related_name="signing_keys")
-    purpose = models.CharField(max_length=16, choices=KeyPurpose.choices, default=KeyPurpose.EDGE_TOKEN)
+    purpose = models.CharField(max_length=24, choices=KeyPurpose.choices, default=KeyPurpose.EDGE_TOKEN)
     kid = SlugField(max_length=63, unique=True)
     algorithm = models.CharField(max_length=8, choices=SigningAlgorithm.choices)
     state = models.CharField(max_length=16, choices=KeyState.choices, default=KeyState.NEXT)
@@ -48,6 +50,20 @@ class SigningKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kid} ({self.purpose}, {self.algorithm}, {self.state})"
+
+
+class AssertionRoot(models.Model):
+    """A gateway's long-lived identity-assertion root: its upstreams hold it and derive from it the key
+    of every kid the proxy signs with (apps/credentials/assertions.py); the proxy never holds it.
+    Made on first use, revealed and replaced only through audited services."""
+
+    gateway = models.OneToOneField(Gateway, on_delete=models.PROTECT, related_name="assertion_root")
+    secret = EncryptedTextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    rotated_at = models.DateTimeField(null=True, blank=True, help_text="When the secret was last replaced.")
+
+    def __str__(self) -> str:
+        return f"identity-assertion root of {self.gateway.name}"
 
 
 class Certificate(models.Model):

@@ -1,4 +1,4 @@
-"""Key rotation on every deploy (shared/DESIGN.md, "Rotation on each deploy"), for both purposes.
+"""Key rotation on every deploy (shared/DESIGN.md, "Rotation on each deploy"), for every purpose.
 
 1. Before rendering (``rotation_prepare``): each purpose has a 'next' key, so the deploy publishes
    it beside the active one.
@@ -7,6 +7,10 @@
    and stays accepted until everything it signed has expired (``retirement_overlap``); retiring
    keys the live config no longer carries (left out because their overlap had passed) become
    'retired'; and a new 'next' key is made for the following deploy.
+
+The identity-assertion key goes through the same steps, but the proxy signs with it rather than
+verifying with it: a release carries only its 'next' key (selectors.assertion_signing_key), so
+the key it replaces is in no live config and is retired in the same step that activates the new one.
 """
 
 from collections.abc import Mapping

@@ -1,12 +1,14 @@
-"""Reads for signing keys: the key that signs now, and the keys a proxy must accept."""
+"""Reads for signing keys: the key that signs now, the keys a proxy must accept, the key a proxy
+signs identity assertions with and the root it derives from."""
 
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import QuerySet
 
+from apps.core.crypto import Secret
 from apps.credentials.choices import ACCEPTED_STATES, CLOCK_LEEWAY_SECONDS, KeyPurpose, KeyState, SigningAlgorithm
-from apps.credentials.models import Certificate, SigningKey
+from apps.credentials.models import AssertionRoot, Certificate, SigningKey
 from apps.policies.choices import GatewayKind
 from apps.policies.models import Gateway
 
@@ -16,7 +18,7 @@ DEFAULT_ALGORITHM = {GatewayKind.HAPROXY: SigningAlgorithm.RS256, GatewayKind.LI
 
 
 def gateway_signing_algorithm(*, gateway: Gateway, purpose: str = KeyPurpose.EDGE_TOKEN) -> str:
-    if purpose == KeyPurpose.SIGNED_LINK:
+    if purpose != KeyPurpose.EDGE_TOKEN:  # signed links and identity assertions are HMAC-SHA256
         return SigningAlgorithm.HS256
     return gateway.edge_token_algorithm or DEFAULT_ALGORITHM[gateway.kind]
 
@@ -50,6 +52,24 @@ def signing_keys_accepted(
     if now is not None:
         keys = keys.exclude(state=KeyState.RETIRING, retiring_since__lte=now - retirement_overlap(purpose))
     return keys.order_by("kid")
+
+
+def assertion_signing_key(*, gateway: Gateway) -> SigningKey | None:
+    """The identity-assertion key a render gives the proxy: the newest 'next' key, else the active one.
+
+    Unlike a verification key, it need not be seen anywhere before it signs: upstreams derive the key
+    of any kid from the root. So a release signs with the key it publishes, every deploy brings a
+    fresh one, and rotation records it active once that release is live."""
+    keys = SigningKey.objects.filter(gateway=gateway, purpose=KeyPurpose.IDENTITY_ASSERTION)
+    newest_next = keys.filter(state=KeyState.NEXT).order_by("-created_at", "-id").first()
+    return newest_next or keys.filter(state=KeyState.ACTIVE).first()
+
+
+def assertion_root_secret(*, gateway: Gateway) -> Secret | None:
+    """The gateway's root, for checking assertions here (the proof); None before it is first made.
+    Showing it to a person is ``services.assertion_root_reveal``, which is audited."""
+    root = AssertionRoot.objects.filter(gateway=gateway).first()
+    return root.secret if root else None
 
 
 def gateway_certificates(*, gateway: Gateway, now: datetime) -> QuerySet[Certificate]:

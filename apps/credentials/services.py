@@ -1,5 +1,6 @@
 """Writes for signing keys: generate (published as 'next') and activate (the old active key of the
-same purpose retires)."""
+same purpose retires); the gateway's identity-assertion root (made on first use, revealed and
+replaced with an audit row each time); TLS certificates."""
 
 import secrets
 from datetime import datetime, timedelta
@@ -9,13 +10,15 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from apps.audit.services import audit_record
 from apps.core.actors import Actor
 from apps.core.crypto import Secret
 from apps.core.services import model_create, model_update
+from apps.credentials.assertions import assertion_key_derive, assertion_key_text, assertion_kid
 from apps.credentials.certificates import CertificateRejected, parse_certificate
 from apps.credentials.choices import KeyPurpose, KeyState
-from apps.credentials.material import generate_key_material
-from apps.credentials.models import Certificate, SigningKey
+from apps.credentials.material import HMAC_SECRET_BYTES, KeyMaterial, generate_key_material
+from apps.credentials.models import AssertionRoot, Certificate, SigningKey
 from apps.credentials.selectors import gateway_signing_algorithm
 from apps.policies.models import Gateway
 
@@ -26,26 +29,34 @@ def _new_kid(gateway: Gateway, purpose: str, now: datetime) -> str:
     return f"{gateway.name[:35]}-{kind}{now:%Y%m%d}-{secrets.token_hex(4)}"
 
 
+@transaction.atomic
 def signing_key_generate(
     *, gateway: Gateway, actor: Actor, purpose: str = KeyPurpose.EDGE_TOKEN, now: datetime | None = None
 ) -> SigningKey:
-    """A new key in state 'next', in the purpose's algorithm, valid for the configured lifetime."""
+    """A new key in state 'next', in the purpose's algorithm, valid for the configured lifetime. An
+    identity-assertion key is derived from the gateway's root for its kid, which names its not_after."""
     now = now or timezone.now()
+    not_after = now + timedelta(days=settings.POLICYHUB_SIGNING_KEY_LIFETIME_DAYS)
     algorithm = gateway_signing_algorithm(gateway=gateway, purpose=purpose)
-    material = generate_key_material(algorithm)
+    if purpose == KeyPurpose.IDENTITY_ASSERTION:
+        kid = assertion_kid(not_after=not_after)
+        root = assertion_root_ensure(gateway=gateway, actor=actor).secret.reveal()
+        material = KeyMaterial("", assertion_key_text(assertion_key_derive(root_secret=root, kid=kid)))
+    else:
+        kid, material = _new_kid(gateway, purpose, now), generate_key_material(algorithm)
     return model_create(
         model=SigningKey,
         actor=actor,
         data={
             "gateway": gateway,
             "purpose": purpose,
-            "kid": _new_kid(gateway, purpose, now),
+            "kid": kid,
             "algorithm": algorithm,
             "state": KeyState.NEXT,
             "public_key_pem": material.public_key_pem,
             "private_material": Secret(material.private_material),
             "not_before": now,
-            "not_after": now + timedelta(days=settings.POLICYHUB_SIGNING_KEY_LIFETIME_DAYS),
+            "not_after": not_after,
         },
     )
 
@@ -74,6 +85,47 @@ def signing_keys_retire(*, gateway: Gateway, actor: Actor, state: str) -> list[S
     next deploy (rendering leaves retired keys out)."""
     keys = list(SigningKey.objects.select_for_update().filter(gateway=gateway, state=state))
     return [model_update(instance=key, actor=actor, data={"state": KeyState.RETIRED})[0] for key in keys]
+
+
+@transaction.atomic
+def assertion_root_ensure(*, gateway: Gateway, actor: Actor) -> AssertionRoot:
+    """The gateway's identity-assertion root, made (and audited, masked) the first time it is needed."""
+    Gateway.objects.select_for_update().get(pk=gateway.pk)  # one root, even when two callers race
+    root = AssertionRoot.objects.filter(gateway=gateway).first()
+    if root is not None:
+        return root
+    secret = Secret(secrets.token_urlsafe(HMAC_SECRET_BYTES))
+    return model_create(model=AssertionRoot, actor=actor, data={"gateway": gateway, "secret": secret})
+
+
+@transaction.atomic
+def assertion_root_reveal(*, gateway: Gateway, actor: Actor) -> Secret:
+    """The root, for an operator to configure upstreams with; every reveal is audited."""
+    root = assertion_root_ensure(gateway=gateway, actor=actor)
+    audit_record(
+        actor=actor, action="assertion_root.reveal", object_type="credentials.assertionroot", object_id=root.pk
+    )
+    return root.secret
+
+
+@transaction.atomic
+def assertion_root_rotate(*, gateway: Gateway, actor: Actor) -> AssertionRoot:
+    """Replace the root (audited). The 'next' assertion key, derived from the old root, is retired
+    and a new one derived from the new root takes its place, so the next deploy signs under the new
+    root; until then the live proxy signs under the old one, which upstreams must keep accepting."""
+    root = assertion_root_ensure(gateway=gateway, actor=actor)
+    root = model_update(
+        instance=root,
+        actor=actor,
+        data={"secret": Secret(secrets.token_urlsafe(HMAC_SECRET_BYTES)), "rotated_at": timezone.now()},
+    )[0]
+    pending = SigningKey.objects.select_for_update().filter(
+        gateway=gateway, purpose=KeyPurpose.IDENTITY_ASSERTION, state=KeyState.NEXT
+    )
+    for key in pending:
+        model_update(instance=key, actor=actor, data={"state": KeyState.RETIRED})
+    signing_key_generate(gateway=gateway, actor=actor, purpose=KeyPurpose.IDENTITY_ASSERTION)
+    return root
 
 
 def certificate_add(*, gateway: Gateway, chain_pem: str, private_key_pem: str, actor: Actor) -> Certificate:

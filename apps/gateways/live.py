@@ -1,5 +1,7 @@
 """Running a rendered config on the real proxy binary, on a loopback port, for proofs and tests."""
 
+import itertools
+import random
 import shutil
 import socket
 import subprocess
@@ -23,10 +25,25 @@ class ProxyDidNotStart(RuntimeError):
     pass
 
 
+# Ports handed out for proxies to bind later, below Linux's ephemeral range (32768-60999): the kernel
+# gives ephemeral ports to every outgoing connection and bind(0), so a port picked from that range
+# can be taken by someone else's connection before the proxy binds it. Each process walks the range
+# from a random start, so one process never hands out a port twice and concurrent ones rarely meet.
+_PORT_RANGE = range(20000, 32000)
+_next_port = itertools.count(random.randrange(len(_PORT_RANGE)))  # noqa: S311 (spreading, not secrecy)
+
+
 def free_loopback_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nothing listens on now, for a proxy to bind."""
+    for _ in range(len(_PORT_RANGE)):
+        port = _PORT_RANGE[next(_next_port) % len(_PORT_RANGE)]
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ProxyDidNotStart(f"no free loopback port in {_PORT_RANGE.start}-{_PORT_RANGE.stop - 1}")
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, log: Path) -> None:

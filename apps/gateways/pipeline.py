@@ -78,6 +78,7 @@ def _render(run: _Run) -> str:
     accepted_kids = {
         KeyPurpose.EDGE_TOKEN: sorted(key.kid for key in request.keys),
         KeyPurpose.SIGNED_LINK: sorted(key.kid for key in request.link_keys),
+        KeyPurpose.IDENTITY_ASSERTION: [request.assertion_key.kid] if request.assertion_key else [],
     }
     hashes = {name: hashlib.sha256(file.content).hexdigest() for name, file in run.rendered.files.items()}
     _record(run, rendered_sha256=run.rendered.sha256(), file_hashes=hashes, accepted_kids=accepted_kids)

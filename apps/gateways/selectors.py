@@ -9,7 +9,12 @@ from django.utils import timezone
 from apps.core.crypto import Secret
 from apps.credentials.choices import KeyPurpose, KeyState, SigningAlgorithm
 from apps.credentials.models import SigningKey
-from apps.credentials.selectors import gateway_certificates, retirement_overlap, signing_keys_accepted
+from apps.credentials.selectors import (
+    assertion_signing_key,
+    gateway_certificates,
+    retirement_overlap,
+    signing_keys_accepted,
+)
 from apps.gateways.choices import DeploymentState
 from apps.gateways.models import Deployment
 from apps.gateways.renderers.base import RenderRequest, TlsCertificate, VerificationKey
@@ -33,6 +38,14 @@ def verification_keys(
     )
 
 
+def assertion_key(*, gateway: Gateway) -> VerificationKey | None:
+    """The key the gateway's proxy signs identity assertions with (``assertion_signing_key``)."""
+    key = assertion_signing_key(gateway=gateway)
+    if key is None:
+        return None
+    return VerificationKey(kid=key.kid, algorithm=key.algorithm, public_key_pem="", secret=key.private_material)
+
+
 def render_request_for(
     *,
     gateway: Gateway,
@@ -51,6 +64,7 @@ def render_request_for(
         upstream_override=upstream_override,
         link_keys=verification_keys(gateway=gateway, purpose=KeyPurpose.SIGNED_LINK),
         certificates=tls_certificates(gateway=gateway),
+        assertion_key=assertion_key(gateway=gateway),
     )
 
 
@@ -94,6 +108,6 @@ def gateways_due_for_key_renewal(*, now: datetime) -> list[Gateway]:
             for key in keys
         )
         signing = set(keys.filter(state=KeyState.ACTIVE).values_list("purpose", flat=True))
-        if overdue or signing != set(live.accepted_kids):
+        if overdue or signing != {purpose for purpose, kids in live.accepted_kids.items() if kids}:
             due.append(gateway)
     return due

@@ -3,7 +3,9 @@
 One real request per equivalence class (see ``proof_cases``) goes through the proxy to an echo
 upstream; the status must equal ``expected_status(decide(…))``, and an admitted request must reach
 the upstream with exactly the admitting rule's identity headers (client-sent copies and the edge
-token stripped). Any difference is a mismatch; zero mismatches is the only pass.
+token stripped) and, when it was admitted with an identity, an identity assertion the upstream
+verifies with the gateway's root for this host, method and path (else none: the client's copy is
+stripped). Any difference is a mismatch; zero mismatches is the only pass.
 """
 
 import http.client
@@ -18,6 +20,7 @@ from itertools import count
 from django.utils import timezone
 
 from apps.core.crypto import Secret
+from apps.credentials.assertions import ASSERTION_HEADER, AssertionRejected, assertion_verify
 from apps.credentials.links import LinkSigner, link_query
 from apps.credentials.material import generate_key_material
 from apps.credentials.mint import EdgeToken, TokenSigner, sign_edge_token
@@ -34,10 +37,14 @@ from apps.gateways.renderers.base import (
     VerificationKey,
 )
 from apps.gateways.validate import Problem, validate
-from apps.policies.decide import Decision, decide
+from apps.policies.decide import Decision, decide, normalize_request_host
 from apps.policies.snapshot import compile_policy
 
-SPOOFED_HEADERS = {name: "spoofed-by-client" for name, _claim in IDENTITY_HEADERS.values()}
+SPOOFED_HEADERS = {
+    **{name: "spoofed-by-client" for name, _claim in IDENTITY_HEADERS.values()},
+    ASSERTION_HEADER: f"v1;kid=ia-9999999999-{'0' * 16};ts=0;sig={'A' * 43}",
+}
+ASSERTION_EXPECTED = "an identity assertion the upstream verifies, and none without an identity"
 
 
 @dataclass(frozen=True)
@@ -105,7 +112,16 @@ def _connection(port: int, client_ip: str, tls: bool) -> http.client.HTTPConnect
     return http.client.HTTPSConnection("127.0.0.1", port, timeout=10, source_address=(client_ip, 0), context=context)
 
 
+@dataclass(frozen=True)
+class AssertionCheck:
+    """How the proof checks identity assertions: the key the proxy is given, the root upstreams hold."""
+
+    key: VerificationKey
+    root: Secret
+
+
 def _send(port: int, case: ProbeCase, token: EdgeToken | None, target: str, tls: bool) -> tuple[int, dict | None]:
+    """(status, what the echo upstream received: method, path and lower-cased headers, if reached)."""
     headers = {"Host": case.host, **SPOOFED_HEADERS}
     if token:
         headers["Authorization"] = f"Bearer {token.token}"
@@ -117,10 +133,10 @@ def _send(port: int, case: ProbeCase, token: EdgeToken | None, target: str, tls:
     finally:
         connection.close()
     try:
-        echoed = json.loads(body)["headers"] if response.status == 200 and body else None
-    except (ValueError, KeyError, TypeError):
+        echoed = json.loads(body) if response.status == 200 and body else None
+    except ValueError:
         echoed = None
-    return response.status, echoed
+    return response.status, echoed if isinstance(echoed, dict) and "headers" in echoed else None
 
 
 def _expected_headers(decision: Decision, claims: dict) -> dict[str, str]:
@@ -135,11 +151,38 @@ def _expected_headers(decision: Decision, claims: dict) -> dict[str, str]:
 def _header_mismatch(decision: Decision, claims: dict, echoed: dict | None) -> str:
     if echoed is None:
         return "no echo from the upstream"
-    if "authorization" in echoed:
+    headers = echoed["headers"]
+    if "authorization" in headers:
         return "the edge token reached the upstream"
-    received = {k: v for k, v in echoed.items() if k.startswith("x-policyhub-") and v != ""}
+    received = {
+        k: v for k, v in headers.items() if k.startswith("x-policyhub-") and k != ASSERTION_HEADER.lower() and v != ""
+    }
     wanted = {k: v for k, v in _expected_headers(decision, claims).items() if v != ""}
     return "" if received == wanted else f"identity headers {received} instead of {wanted}"
+
+
+def _assertion_mismatch(case: ProbeCase, echoed: dict, check: AssertionCheck | None, vouched: bool) -> str:
+    """'' when the upstream got what it should: a valid assertion for this very request if a rule
+    that needs an identity admitted it and the proxy has a key, else no assertion at all."""
+    header = echoed["headers"].get(ASSERTION_HEADER.lower())
+    if check is None or not vouched:
+        return "" if header is None else f"an assertion reached the upstream ({header[:60]})"
+    received = (normalize_request_host(echoed["headers"].get("host", "")), echoed["method"], echoed["path"])
+    if received != (normalize_request_host(case.host), case.method, case.path):
+        return f"the upstream received {received}, not the request that was judged"
+    try:
+        verified = assertion_verify(
+            header=header,
+            root_secret=check.root.reveal(),
+            host=echoed["headers"].get("host", ""),
+            method=echoed["method"],
+            path=echoed["path"],
+            identity_headers=echoed["headers"],
+            now=time.time(),
+        )
+    except AssertionRejected as error:
+        return f"the upstream rejects its assertion ({error})"
+    return "" if verified.kid == check.key.kid else f"an assertion by kid {verified.kid}, not {check.key.kid}"
 
 
 def prove(
@@ -154,10 +197,12 @@ def prove(
     deployment_id: str = "",
     link_keys: tuple[VerificationKey, ...] = (),
     certificates: tuple[TlsCertificate, ...] = (),
+    assertion: AssertionCheck | None = None,
 ) -> ProofResult:
     """Render ``gateway``'s part of the snapshot ``content``, run it, and probe every class
     (signed-link classes when there are ``link_keys`` to sign probe links with; over TLS when the
-    gateway has ``certificates``)."""
+    gateway has ``certificates``). With ``assertion`` the proxy signs identity assertions with its
+    key, which must verify under its root."""
     if not signers:
         raise ValueError(f"gateway {gateway} has no signing key to mint probe tokens with")
     mapped, mapping = loopback_content(content, gateway)
@@ -177,6 +222,7 @@ def prove(
             upstream,
             link_keys=link_keys,
             certificates=certificates,
+            assertion_key=assertion.key if assertion else None,
         )
         rendered = render(kind, request)
         validation = validate(rendered)
@@ -206,16 +252,13 @@ def prove(
                     mismatches.append(
                         Mismatch(case, f"{expected_status(decision)} ({decision.reasons[0].code})", str(status))
                     )
-                elif (
-                    decision.allowed
-                    and case.method != "HEAD"
-                    and (
-                        problem := _header_mismatch(
-                            decision, token.claims if case.credential == "valid" else {}, echoed
-                        )
-                    )
-                ):
-                    mismatches.append(Mismatch(case, "the rule's identity headers", problem))
+                elif decision.allowed and case.method != "HEAD":
+                    claims = token.claims if identity else {}
+                    vouched = identity is not None and decision.rule.auth_mode != "public"
+                    if problem := _header_mismatch(decision, claims, echoed):
+                        mismatches.append(Mismatch(case, "the rule's identity headers", problem))
+                    elif problem := _assertion_mismatch(case, echoed, assertion, vouched=vouched):
+                        mismatches.append(Mismatch(case, ASSERTION_EXPECTED, problem))
     return ProofResult(gateway, kind, requests=len(cases) + 1, mismatches=tuple(mismatches))
 
 

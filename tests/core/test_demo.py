@@ -73,7 +73,7 @@ def test_seeding_creates_the_story(summary):
         "gateways": 2,
         "routes": 6,
         "access_rules": 7,
-        "signing_keys": 4,
+        "signing_keys": 6,  # per gateway: edge-token, signed-link and identity-assertion
     }
     assert {(s.slug, s.kind, s.base_url) for s in IdentitySource.objects.all()} == {
         ("okta", "okta", "https://acme.okta.com"),

@@ -1,14 +1,17 @@
-"""Key rotation on every deploy: publish 'next', switch only after it is live, retire after the overlap."""
+"""Key rotation on every deploy: publish 'next', switch only after it is live, retire after the overlap;
+the identity-assertion key, which the proxy signs with, changes with every deploy."""
 
 from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from apps.core.actors import Actor
+from apps.credentials.assertions import assertion_key_bytes, assertion_key_derive, assertion_sign, assertion_verify
 from apps.credentials.choices import KeyPurpose, KeyState
-from apps.credentials.models import SigningKey
+from apps.credentials.models import AssertionRoot, SigningKey
 from apps.credentials.rotate import rotation_complete, rotation_prepare
-from apps.credentials.selectors import retirement_overlap, signing_keys_accepted
+from apps.credentials.selectors import assertion_signing_key, retirement_overlap, signing_keys_accepted
 from apps.credentials.services import signing_key_activate, signing_key_generate
 from tests.factories import GatewayFactory
 
@@ -73,3 +76,53 @@ def test_a_retiring_key_is_accepted_for_the_overlap_then_left_out_and_retired():
 
 def test_link_keys_overlap_the_longest_link_lifetime():
     assert retirement_overlap(KeyPurpose.SIGNED_LINK) == timedelta(seconds=86_400 + 30)
+
+
+def _assert_for(key: SigningKey, *, root: str, now: float) -> str:
+    """An upstream's check of an assertion signed with ``key``: returns the kid it verified."""
+    arguments = {"host": "app.example.test", "method": "GET", "path": "/", "identity_headers": {}}
+    header = assertion_sign(key=assertion_key_bytes(key.private_material.reveal()), kid=key.kid, ts=int(now),
+                            **arguments)  # fmt: skip
+    return assertion_verify(header=header, root_secret=root, now=now, **arguments).kid
+
+
+def test_the_assertion_key_changes_with_every_deploy_and_upstreams_verify_each_with_the_one_root():
+    gateway = GatewayFactory(kind="haproxy")
+    live = []
+    for _deploy in range(3):
+        rotation_prepare(gateway=gateway, actor=ACTOR)
+        published = assertion_signing_key(gateway=gateway)  # what the render gives the proxy
+        assert published.state == KeyState.NEXT
+        rotation_complete(gateway=gateway, actor=ACTOR, live_kids={KeyPurpose.IDENTITY_ASSERTION: {published.kid}})
+        live.append(SigningKey.objects.get(pk=published.pk))
+
+    assert len({key.kid for key in live}) == 3
+    states = _states(gateway, KeyPurpose.IDENTITY_ASSERTION)
+    # the proxy signs with one key: the one it was given stops the moment a config without it is live
+    assert [states[key.kid] for key in live] == [KeyState.RETIRED, KeyState.RETIRED, KeyState.ACTIVE]
+    assert list(states.values()).count(KeyState.NEXT) == 1
+    root = AssertionRoot.objects.get(gateway=gateway).secret.reveal()
+    now = timezone.now().timestamp()
+    assert [_assert_for(key, root=root, now=now) for key in live] == [key.kid for key in live]
+
+
+def test_an_assertion_kid_names_its_not_after_and_its_key_derives_from_the_root_and_kid():
+    gateway = GatewayFactory(kind="lighttpd")
+    key = signing_key_generate(gateway=gateway, actor=ACTOR, purpose=KeyPurpose.IDENTITY_ASSERTION)
+    assert key.algorithm == "HS256" and key.public_key_pem == ""
+    assert key.kid == f"ia-{int(key.not_after.timestamp())}-{key.kid[-16:]}"
+    root = AssertionRoot.objects.get(gateway=gateway).secret.reveal()
+    derived = assertion_key_derive(root_secret=root, kid=key.kid)
+    assert assertion_key_bytes(SigningKey.objects.get(pk=key.pk).private_material.reveal()) == derived
+    other = signing_key_generate(gateway=GatewayFactory(kind="lighttpd"), actor=ACTOR, purpose=key.purpose)
+    assert AssertionRoot.objects.get(gateway=other.gateway).secret.reveal() != root  # a root per gateway
+
+
+def test_until_a_first_deploy_the_active_assertion_key_is_the_one_rendered():
+    gateway = GatewayFactory(kind="haproxy")
+    assert assertion_signing_key(gateway=gateway) is None
+    purpose = KeyPurpose.IDENTITY_ASSERTION
+    active = signing_key_activate(key=signing_key_generate(gateway=gateway, actor=ACTOR, purpose=purpose), actor=ACTOR)
+    assert assertion_signing_key(gateway=gateway) == active
+    rotation_prepare(gateway=gateway, actor=ACTOR)
+    assert assertion_signing_key(gateway=gateway).state == KeyState.NEXT

@@ -7,9 +7,12 @@ tests then deploy through the service.
 """
 
 import hashlib
+import http.client
 import io
+import json
 import os
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,10 +23,12 @@ from django.db import connection
 
 from apps.audit.models import AuditEvent
 from apps.core.crypto import Secret
+from apps.credentials.assertions import assertion_verify
 from apps.credentials.choices import KeyPurpose, KeyState
 from apps.credentials.material import generate_key_material
 from apps.credentials.mint import mint_edge_token
 from apps.credentials.models import SigningKey
+from apps.credentials.services import assertion_root_reveal
 from apps.gateways import pipeline
 from apps.gateways.choices import DeploymentState, DeploymentTrigger
 from apps.gateways.models import Deployment
@@ -223,6 +228,35 @@ def test_each_deploy_rotates_keys_without_refusing_tokens_signed_before_it(stage
     assert keys[after.kid] == KeyState.ACTIVE
     assert stage.status("/private/x", before.token) == 200  # the old key is still accepted (overlap)
     assert stage.status("/private/x", after.token) == 200  # the new key was live before it signed
+
+
+def test_each_deploy_signs_identity_assertions_with_a_new_key_under_the_same_root(stage):
+    root = assertion_root_reveal(gateway=stage.gateway, actor=ACTOR).reveal()
+    token = mint_edge_token(identity=IdentityFactory(), gateway=stage.gateway).token
+
+    def kid_the_upstream_verifies() -> str:
+        client = http.client.HTTPConnection("127.0.0.1", stage.port, timeout=5)
+        try:
+            client.request("GET", "/private/x", headers={"Host": HOST, "Authorization": f"Bearer {token}"})
+            echoed = json.loads(client.getresponse().read())
+        finally:
+            client.close()
+        headers = echoed["headers"]
+        return assertion_verify(header=headers.get("x-policyhub-assertion"), root_secret=root, host=headers["host"],
+                                method=echoed["method"], path=echoed["path"], identity_headers=headers,
+                                now=time.time()).kid  # fmt: skip
+
+    kids = [kid_the_upstream_verifies()]
+    for _ in range(2):
+        assert _deploy(stage).state == DeploymentState.LIVE
+        kids.append(kid_the_upstream_verifies())
+    assert len(set(kids)) == 3
+    states = dict(
+        SigningKey.objects.filter(gateway=stage.gateway, purpose=KeyPurpose.IDENTITY_ASSERTION).values_list(
+            "kid", "state"
+        )
+    )
+    assert [states[kid] for kid in kids] == [KeyState.RETIRED, KeyState.RETIRED, KeyState.ACTIVE]
 
 
 def test_the_live_sample_rolls_back_a_gateway_that_refuses_differently_from_the_policy(stage, monkeypatch):

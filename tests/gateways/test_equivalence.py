@@ -1,6 +1,7 @@
 """The equivalence proof on live HAProxy and lighttpd: zero mismatches, and it catches a broken renderer."""
 
 import dataclasses
+import secrets
 
 import pytest
 from django.core.management import call_command
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from apps.audit.models import AuditEvent
 from apps.core.actors import Actor
 from apps.core.canonical import canonical_json
+from apps.core.crypto import Secret
 from apps.core.demo import demo_seed
 from apps.gateways import verify
 from apps.gateways.proof import gateway_prove
@@ -17,7 +19,7 @@ from apps.policies.models import Gateway
 from apps.policies.services import snapshot_build
 from apps.policies.snapshot import content_sha256
 from tests.policies.builder import route, rule
-from tests.support.keys import key_pair
+from tests.support.keys import assertion_key, key_pair
 from tests.support.tls import tls_certificate
 
 pytestmark = pytest.mark.slow
@@ -26,6 +28,8 @@ ALGORITHMS = {"haproxy": "RS256", "lighttpd": "HS256"}
 
 
 LINK_KEYS = tuple(key_pair(kid=f"link{n}", algorithm="HS256", gateway=GATEWAY)[0] for n in (1, 2))
+ASSERTION_ROOT = secrets.token_urlsafe(32)
+ASSERTION = verify.AssertionCheck(assertion_key(ASSERTION_ROOT), Secret(ASSERTION_ROOT))
 
 
 def _prove(content: dict, kind: str, algorithms=None, **extra) -> verify.ProofResult:
@@ -34,7 +38,8 @@ def _prove(content: dict, kind: str, algorithms=None, **extra) -> verify.ProofRe
     keys, signers = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
     return verify.prove(
         content=content, sha256=content_sha256(canonical_json(content)), gateway=GATEWAY, kind=kind,
-        keys=keys, signers=signers, issuer="policyhub", deployment_id="proof-test", link_keys=LINK_KEYS, **extra,
+        keys=keys, signers=signers, issuer="policyhub", deployment_id="proof-test", link_keys=LINK_KEYS,
+        **{"assertion": ASSERTION, **extra},
     )  # fmt: skip
 
 
@@ -108,6 +113,40 @@ def test_the_proof_catches_a_gateway_that_does_not_honour_signed_links(kind, mon
     result = _prove(STORY, kind)
     assert result.mismatches
     assert all(m.case.credential == "link" and m.actual in {"401", "403"} for m in result.mismatches)
+
+
+def _assertion_mismatches(result: verify.ProofResult) -> list[verify.Mismatch]:
+    return [m for m in result.mismatches if m.expected == verify.ASSERTION_EXPECTED]
+
+
+@pytest.mark.parametrize("kind", ["haproxy", "lighttpd"])
+@pytest.mark.parametrize(
+    ("tampered", "problem"),
+    [
+        ({"assertion_key": None}, "malformed: no X-Policyhub-Assertion"),  # renders none at all
+        ({"assertion_key": assertion_key(secrets.token_urlsafe(32))}, "bad-signature"),  # under another root
+    ],
+    ids=["omitted", "mis-signed"],
+)
+def test_the_proof_catches_a_gateway_whose_assertions_upstreams_cannot_verify(kind, tampered, problem, monkeypatch):
+    real_render = verify.render
+    monkeypatch.setattr(
+        verify, "render", lambda kind, request: real_render(kind, dataclasses.replace(request, **tampered))
+    )
+    result = _prove(STORY, kind)
+    wrong = _assertion_mismatches(result)
+    assert wrong and len(wrong) == len(result.mismatches)
+    assert all(m.case.credential == "valid" and problem in m.actual for m in wrong)
+
+
+def test_the_proof_catches_a_gateway_that_lets_the_clients_assertion_through(monkeypatch):
+    # lighttpd's gate removes the header the renderer names; naming another lets the client's copy by
+    monkeypatch.setattr("apps.gateways.renderers.lighttpd.ASSERTION_HEADER", "X-Policyhub-Not-Assertion")
+    result = _prove(STORY, "lighttpd", assertion=None)
+    wrong = _assertion_mismatches(result)
+    assert wrong and len(wrong) == len(result.mismatches)
+    assert {m.case.credential for m in wrong} >= {"none", "valid", "link"}  # with or without an identity
+    assert all("an assertion reached the upstream (v1;kid=ia-9999999999-" in m.actual for m in wrong)
 
 
 HOSTS = ["a.example.test", "b.example.test", "*.w.example.test"]

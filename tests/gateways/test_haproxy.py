@@ -4,6 +4,7 @@ Regenerate the golden files after an intended change with
 ``UPDATE_GOLDEN=1 .venv/bin/pytest tests/gateways/test_haproxy.py`` and review the diff.
 """
 
+import base64
 import dataclasses
 import os
 import random
@@ -15,11 +16,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from apps.core.crypto import Secret
+from apps.credentials.assertions import assertion_key_bytes
 from apps.gateways.renderers import render
 from apps.gateways.renderers.base import IDENTITY_HEADERS, RenderError, RenderRequest, VerificationKey
 from apps.gateways.validate import validate
 from apps.policies.snapshot import compile_policy
 from tests.policies.builder import route, rule, rule_key
+from tests.support.keys import golden_assertion_key
 
 GOLDEN = Path(__file__).with_name("golden") / "haproxy"
 GATEWAY = "edge"
@@ -47,6 +50,7 @@ KEYS = (
     VerificationKey("hmac-2026", "HS256", "", Secret("golden-hmac-secret with 'quotes' \\ and #")),
 )
 LINK_KEYS = (VerificationKey("links-2026", "HS256", "", Secret("golden-link-secret")),)
+ASSERTION_KEY = golden_assertion_key()
 ROUTES = (
     route("portal.example.test", "/backstage",
           rule("roles", roles=["dev", "ops"], identity_headers=["subject", "roles"])),
@@ -75,8 +79,9 @@ def _content(routes) -> dict:
 def _request(routes=ROUTES, keys=KEYS, **changes) -> RenderRequest:
     policy = compile_policy(_content(routes), "0" * 64)
     request = RenderRequest(
-        policy, GATEWAY, "127.0.0.1:8443", keys, "https://policyhub.example.test", "golden-1", link_keys=LINK_KEYS
-    )
+        policy, GATEWAY, "127.0.0.1:8443", keys, "https://policyhub.example.test", "golden-1", link_keys=LINK_KEYS,
+        assertion_key=ASSERTION_KEY,
+    )  # fmt: skip
     return dataclasses.replace(request, **changes)
 
 
@@ -99,10 +104,13 @@ def test_secrets_are_private_and_public_material_is_not():
     modes = {name: file.mode for name, file in render("haproxy", _request()).files.items()}
     assert modes.pop("keys/hs256.map") == 0o600
     assert modes.pop("keys/links.map") == 0o600
+    assert modes.pop("keys/assertion.map") == 0o600
     assert set(modes.values()) == {0o644}
     config = render("haproxy", _request()).files["haproxy.cfg"].content.decode()
     assert "golden-hmac-secret" not in config
     assert "golden-link-secret" not in config
+    assertion_key = base64.b64encode(assertion_key_bytes(ASSERTION_KEY.secret.reveal())).decode()
+    assert assertion_key not in config
 
 
 def test_rendering_is_deterministic_whatever_the_input_order():
@@ -183,7 +191,7 @@ def test_ten_thousand_routes_render_and_validate(capsys):
         )
     assert result.problems == ()
     assert rendered.files["routes.map"].content.count(b"\n") == 10_000
-    assert rendered.files["haproxy.cfg"].content.count(b"\n") < 150  # no per-route lines
+    assert rendered.files["haproxy.cfg"].content.count(b"\n") < 170  # no per-route lines
 
 
 def _key(algorithm="RS256", pem=RSA_PUBLIC_PEM, secret="", kid="k1") -> VerificationKey:

@@ -17,6 +17,7 @@ from apps.gateways.renderers.base import RenderError, RenderRequest, Verificatio
 from apps.gateways.renderers.lighttpd import lua_string
 from apps.gateways.validate import validate
 from tests.policies.builder import policy, route, rule, rule_key
+from tests.support.keys import golden_assertion_key
 
 GOLDEN = Path(__file__).with_name("golden") / "lighttpd"
 GATEWAY = "edge"
@@ -24,6 +25,7 @@ ISSUER = "policyhub"  # settings.POLICYHUB_TOKEN_ISSUER: what sign_edge_token wr
 # Fixed key material, so the golden files do not change from run to run.
 GOLDEN_KEY = VerificationKey(kid="edge-hs-1", algorithm="HS256", public_key_pem="", secret=Secret("golden-" * 6))
 GOLDEN_LINK_KEY = VerificationKey("edge-link-1", "HS256", "", Secret("golden-link-secret"))
+GOLDEN_ASSERTION_KEY = golden_assertion_key()
 
 
 def small_policy():
@@ -75,6 +77,7 @@ def render_request(compiled, *, listen="127.0.0.1:18080", keys=(GOLDEN_KEY,), up
         deployment_id="deployment-7",
         upstream_override=upstream_override,
         link_keys=(GOLDEN_LINK_KEY,),
+        assertion_key=GOLDEN_ASSERTION_KEY,
     )
 
 

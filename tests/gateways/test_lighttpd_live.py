@@ -16,6 +16,7 @@ from django.test import override_settings
 from django.utils import timezone
 from jwt.warnings import InsecureKeyLengthWarning
 
+from apps.credentials.assertions import assertion_verify
 from apps.credentials.mint import sign_edge_token
 from apps.gateways.echo import echo_upstream
 from apps.gateways.live import free_loopback_port, running_proxy
@@ -24,7 +25,7 @@ from apps.gateways.renderers import render
 from apps.policies.decide import decide
 from tests.gateways.test_lighttpd import GATEWAY, large_policy, render_request
 from tests.policies.builder import policy, route, rule
-from tests.support.keys import key_pair
+from tests.support.keys import GOLDEN_ASSERTION_ROOT, key_pair
 
 pytestmark = pytest.mark.slow
 
@@ -219,10 +220,15 @@ def test_the_proxy_answers_as_decide_does(gate, method, host, target, token, sta
 
 def test_identity_headers_come_from_the_token_and_never_from_the_client(gate):
     port, tokens = gate
-    forged = {"X-Policyhub-Subject": "mallory", "X-Policyhub-Roles": "root", "X-Policyhub-Upstream": "2"}
+    forged = {"X-Policyhub-Subject": "mallory", "X-Policyhub-Roles": "root", "X-Policyhub-Upstream": "2",
+              "X-Policyhub-Assertion": "v1;kid=forged"}  # fmt: skip
     status, headers, body = send(port, "GET", "app.local", "/api/x", tokens["alice"][0], forged)
     assert status == 200
     received = json.loads(body)["headers"]
+    assertion = received.pop("x-policyhub-assertion")
+    verified = assertion_verify(header=assertion, root_secret=GOLDEN_ASSERTION_ROOT, host="app.local", method="GET",
+                                path="/api/x", identity_headers=received, now=time.time())  # fmt: skip
+    assert (verified.subject, verified.roles) == ("alice", ("admin",))
     assert {name: value for name, value in received.items() if name.startswith("x-policyhub-")} == {
         "x-policyhub-subject": "alice",
         "x-policyhub-username": "alice.a",

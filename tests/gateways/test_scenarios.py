@@ -6,6 +6,7 @@ Client networks are loopback stand-ins (only loopback addresses are ever targets
 agent network is 127.10.0.0/16, and the test sends from 127.10.0.7 for "inside".
 """
 
+import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -13,10 +14,16 @@ import pytest
 from django.utils import timezone
 
 from apps.core.actors import Actor
+from apps.credentials.assertions import assertion_verify
 from apps.credentials.choices import KeyPurpose
 from apps.credentials.links import signed_link_issue
 from apps.credentials.mint import mint_edge_token
-from apps.credentials.services import certificate_add, signing_key_activate, signing_key_generate
+from apps.credentials.services import (
+    assertion_root_reveal,
+    certificate_add,
+    signing_key_activate,
+    signing_key_generate,
+)
 from apps.identities import services as identities
 from apps.identities.choices import IdentityKind, SourceKind
 from apps.policies import services as policies
@@ -208,6 +215,13 @@ def test_airflow_admin_behind_lighttpd_forwards_the_identity_and_strips_forged_h
         )
         assert answer.status == 200
         received = {k: v for k, v in answer.echoed["headers"].items() if k.startswith("x-policyhub-")}
+        # Airflow, holding the gateway's assertion root, can tell these headers came from the gateway
+        root = assertion_root_reveal(gateway=gateway, actor=ACTOR).reveal()
+        verified = assertion_verify(
+            header=received.pop("x-policyhub-assertion"), root_secret=root, host="airflow.example.test",
+            method="GET", path="/admin/dags", identity_headers=received, now=time.time(),
+        )  # fmt: skip
+        assert verified.headers["X-Policyhub-Username"] == "ops.lead@example.test"
         assert received == {
             "x-policyhub-username": "ops.lead@example.test",
             "x-policyhub-email": "ops.lead@example.test",

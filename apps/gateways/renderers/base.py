@@ -7,7 +7,7 @@ admits exactly what ``decide(policy, …, gateway=name)`` admits, answering with
 With ``certificates`` the proxy terminates TLS (1.2 and later) on its listen address, and speaks
 nothing else there. Request handling every renderer implements, in decide()'s order:
 1. ``GET WELL_KNOWN_PATH`` answers 200 JSON ``{"gateway", "snapshot", "deployment"}`` (no token needed).
-2. Client-sent copies of every ``IDENTITY_HEADERS`` value are removed.
+2. Client-sent copies of every ``IDENTITY_HEADERS`` value and of ``ASSERTION_HEADER`` are removed.
 3. Non-canonical raw paths → 400, before routing: a ``.`` or ``..`` segment, a backslash, or a
    percent-escape (any case) of a letter, digit, ``-._~``, ``/`` or ``\\`` (``/%61pi`` is ``/api`` to
    anything that decodes it).
@@ -24,8 +24,11 @@ nothing else there. Request handling every renderer implements, in decide()'s or
 6. Rules exactly as decide() evaluates them; deny → 401 or 403 per ``expected_status``.
 7. Allowed: rate limit of the admitting rule per (sub, route) per minute → 429 when exceeded (a
    signed link has no subject: it is not limited);
-   ``Authorization`` removed; the rule's identity headers set from the token; proxied to the route's
-   upstream (or ``upstream_override``); with ``cache_seconds`` the response gets
+   ``Authorization`` removed; the rule's identity headers set from the token; when an identity (a
+   verified token, not a signed link) was admitted by a rule that needs one (not a public rule) and
+   there is an ``assertion_key``, ``X-Policyhub-Assertion`` signed with it over the request and
+   those headers (apps/credentials/assertions.py); proxied to the
+   route's upstream (or ``upstream_override``); with ``cache_seconds`` the response gets
    ``Cache-Control: private, max-age=N`` (``public`` on public rules), else ``no-store``.
 What a proxy cannot express raises ``RenderError`` naming the route or rule and the reason.
 """
@@ -40,6 +43,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from apps.core.crypto import Secret
+from apps.credentials.assertions import KID_PATTERN, assertion_key_bytes
 from apps.credentials.certificates import CertificateRejected, parse_certificate
 from apps.gateways.rendered import RenderedConfig
 from apps.policies.snapshot import CompiledPolicy
@@ -94,6 +98,9 @@ class RenderRequest:
     # must name their files absolutely; empty: the proxy's working directory (HAProxy ignores it:
     # ``default-path config`` already resolves its files beside the config it was started with).
     install_directory: str = ""
+    # The HS256 key the proxy signs identity assertions with (derived from the gateway's root; no
+    # key: no assertions, but client-sent ones are still removed).
+    assertion_key: VerificationKey | None = None
 
 
 class RenderError(Exception):
@@ -120,6 +127,17 @@ def spki_public_key(key: VerificationKey, where: str) -> bytes:
     ):
         raise RenderError(where, f"the public key cannot verify {key.algorithm} signatures")
     return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def assertion_signing_key(key: VerificationKey) -> bytes:
+    """The raw HMAC key of an identity-assertion key, after checking its kid and size."""
+    where = f"identity-assertion key {key.kid}"
+    if key.algorithm != "HS256" or not KID_PATTERN.match(key.kid):
+        raise RenderError(where, "an identity-assertion key is HS256 with a kid ia-<not_after>-<16 hex digits>")
+    try:
+        return assertion_key_bytes(key.secret.reveal())
+    except ValueError as error:
+        raise RenderError(where, str(error)) from None
 
 
 def tls_material(certificate: TlsCertificate, where: str) -> tuple[bytes, bytes]:

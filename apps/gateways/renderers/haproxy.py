@@ -15,6 +15,9 @@ Verified on Debian's HAProxy 2.6.12 (shared/reference/proxies.md §1 plus the fa
   gives exactly decide()'s reading: an IPv4-mapped client is an IPv4 client, nothing else converts.
 - ``jwt_verify`` takes the HS256 secret from a variable (read here from a 0600 map), so the secret
   never appears in ``haproxy.cfg``; RS256/ES256 keys are SPKI PEM files, one pinned line per kid.
+  The ``hmac`` converter, for signed links and identity assertions, takes its base64 key the same way.
+- ``set-var-fmt`` reads "\n" in a double-quoted format as a line feed; ``req.fhdr`` of a header the
+  request lacks, like an empty variable, formats as nothing; ``req.fhdr`` trims surrounding spaces.
 """
 
 import base64
@@ -25,6 +28,7 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from apps.credentials.assertions import ASSERTION_HEADER, BOUND_HEADERS, VERSION
 from apps.credentials.choices import CLOCK_LEEWAY_SECONDS
 from apps.gateways.rendered import RenderedConfig, RenderedFile
 from apps.gateways.renderers import register
@@ -37,6 +41,7 @@ from apps.gateways.renderers.base import (
     RenderRequest,
     TlsCertificate,
     VerificationKey,
+    assertion_signing_key,
     cache_control,
     spki_public_key,
     tls_material,
@@ -47,6 +52,7 @@ SOURCES = Path(__file__).with_name("haproxy")
 MAIN = "haproxy.cfg"
 HMAC_SECRETS = "keys/hs256.map"
 LINK_SECRETS = "keys/links.map"
+ASSERTION_KEYS = "keys/assertion.map"
 SECRET_FILE_MODE = 0o600
 TOKEN_CACHE_SECONDS = 60
 # HAProxy reads pattern files through its 16 kB trash buffer: a longer line would be split in two.
@@ -309,6 +315,39 @@ def _identity_header_lines() -> str:
     return "\n".join(lines)
 
 
+def _assertion(key: VerificationKey | None) -> tuple[dict[str, RenderedFile], str, str]:
+    """(the 0600 map holding the key, base64 as ``hmac`` takes it; the global line that reads it once
+    per process; the lines that sign a request admitted by a rule that needs an identity). The
+    signed string (credentials/assertions.py) reads the identity headers back from the request:
+    after the client's copies were removed, only the ones just set from the token are there,
+    exactly as the upstream will receive them."""
+    if key is None:
+        return {}, "", ""
+    secret = base64.b64encode(assertion_signing_key(key)).decode()
+    files = {ASSERTION_KEYS: RenderedFile(f"{key.kid} {secret}\n".encode(), mode=SECRET_FILE_MODE)}
+    load = (
+        "    # the identity-assertion key, read once per process (a reload reads the new release's)\n"
+        f"    set-var proc.assertion_key str({key.kid}),map_str({ASSERTION_KEYS})"
+    )
+    lines = [VERSION, key.kid, "%[var(txn.assertion_ts)]", "%[var(txn.host)]", "%[method]", "%[path]",
+             *(f"%[req.fhdr({name})]" for name in BOUND_HEADERS)]  # fmt: skip
+    signed = "\\n".join(lines)  # in double quotes, HAProxy reads backslash-n as a line feed
+    mac = "%[var(txn.assertion),hmac(sha256,proc.assertion_key),ub64enc]"
+    signing = "{ var(txn.assertion_ts) -m found }"
+    return (
+        files,
+        load,
+        (
+            "    # admitted by a rule that needs an identity: an assertion of it the upstream can trust, signed\n"
+            "    # over the request and the identity headers just set (the client's copy went in step 2)\n"
+            "    http-request set-var(txn.assertion_ts) date() if identified { var(txn.admitted) -m end ;U ;R }\n"
+            f'    http-request set-var-fmt(txn.assertion) "{signed}" if {signing}\n'
+            f'    http-request set-header {ASSERTION_HEADER} "{VERSION};kid={key.kid};ts=%[var(txn.assertion_ts)];'
+            f'sig={mac}" if {signing}'
+        ),
+    )
+
+
 def _tls(certificates: tuple[TlsCertificate, ...]) -> tuple[dict[str, RenderedFile], str]:
     """(one 0600 chain-and-key file per certificate, the bind line's TLS options): HAProxy picks the
     certificate by SNI among them, the first when the client names none it holds."""
@@ -368,6 +407,7 @@ class HaproxyRenderer:
         wildcards = sorted((table for table in tables if table.startswith("*.")), key=lambda t: (-len(t), t))
         key_files, signature_checks = _keys(request.keys)
         tls_files, bind_tls = _tls(request.certificates)
+        assertion_files, assertion_key_load, assertion_lines = _assertion(request.assertion_key)
         config = _fill(
             _source("haproxy.cfg.in"),
             {
@@ -382,6 +422,8 @@ class HaproxyRenderer:
                 "issuer": config_word(request.issuer, "issuer"),
                 "audience": config_word(request.gateway, "gateway"),
                 "identity_headers": _identity_header_lines(),
+                "identity_assertion": assertion_lines,
+                "assertion_key_load": assertion_key_load,
                 "backends": backend_sections,
                 "link_secrets": LINK_SECRETS,
             },
@@ -394,6 +436,7 @@ class HaproxyRenderer:
             "networks.map": networks_file,
             **key_files,
             LINK_SECRETS: _link_secrets(request.link_keys),
+            **assertion_files,
             **tls_files,
         }
         return RenderedConfig(kind=self.kind, main=MAIN, files=files)

@@ -15,6 +15,7 @@ from pathlib import Path
 from string import Template
 from urllib.parse import urlsplit
 
+from apps.credentials.assertions import ASSERTION_HEADER, BOUND_HEADERS
 from apps.credentials.choices import CLOCK_LEEWAY_SECONDS
 from apps.gateways.rendered import RenderedConfig, RenderedFile
 from apps.gateways.renderers import register
@@ -27,6 +28,7 @@ from apps.gateways.renderers.base import (
     RenderRequest,
     TlsCertificate,
     VerificationKey,
+    assertion_signing_key,
     cache_control,
     spki_public_key,
     tls_material,
@@ -290,6 +292,13 @@ def _keys_data(keys: tuple[VerificationKey, ...], *, asymmetric: bool = True) ->
     return data
 
 
+def _assertion_data(key: VerificationKey | None) -> dict:
+    """What the gate signs identity assertions with (the raw key: the script is 0600), if anything."""
+    if key is None:
+        return {}
+    return {"assertion": {"kid": key.kid, "key": assertion_signing_key(key), "bound_headers": list(BOUND_HEADERS)}}
+
+
 def _policy_lua(request: RenderRequest, upstreams: _Upstreams) -> str:
     index = request.policy.gateway_indexes.get(request.gateway, _NO_ROUTES)
     well_known = {"deployment": request.deployment_id, "gateway": request.gateway, "snapshot": request.policy.sha256}
@@ -301,6 +310,8 @@ def _policy_lua(request: RenderRequest, upstreams: _Upstreams) -> str:
         "well_known_body": json.dumps(well_known, sort_keys=True, separators=(",", ":")),
         "identity_headers": [name for name, _claim in IDENTITY_HEADERS.values()],
         "upstream_header": UPSTREAM_HEADER,
+        "assertion_header": ASSERTION_HEADER,
+        **_assertion_data(request.assertion_key),
         "cache_control_env": CACHE_CONTROL_ENV,
         "keys": _keys_data(request.keys),
         "link_keys": {kid: key["secret"] for kid, key in _keys_data(request.link_keys, asymmetric=False).items()},

@@ -253,7 +253,7 @@ local function identity_of(c, policy, authorization, now)
       return nil
     end
     local roles, roles_header = token_roles(claims)
-    entry = { claims = claims, roles = roles, roles_header = roles_header, header_values = {} }
+    entry = { claims = claims, roles = roles, roles_header = roles_header, header_values = {}, bound = {} }
     if verified.count >= TOKEN_CACHE_SIZE then
       verified.entries, verified.count = {}, 0
     end
@@ -471,6 +471,36 @@ local function forward_identity(r, rule, identity)
   end
 end
 
+-- Identity assertions (apps/credentials/assertions.py) ---------------------------------------
+
+-- The identity's lines of the signed string under ``rule``: each bound header's value as
+-- forward_identity sets it (without surrounding blanks), else empty. Once per verified token and rule.
+local function bound_identity(assertion, rule, identity)
+  local text = identity.bound[rule]
+  if text == nil then
+    local forwarded, lines = {}, {}
+    for _, header in ipairs(rule.headers or {}) do
+      forwarded[header[1]] = header_value(identity, header[2]):match("^[ \t]*(.-)[ \t]*$")
+    end
+    for index, name in ipairs(assertion.bound_headers) do
+      lines[index] = forwarded[name] or ""
+    end
+    text = table.concat(lines, "\n")
+    identity.bound[rule] = text
+  end
+  return text
+end
+
+-- The path is request.uri's, the target as mod_proxy forwards it (lighttpd re-encodes the raw
+-- one: %2c -> %2C), which is what the upstream verifies.
+local function set_assertion(c, r, policy, rule, identity, host, method, now)
+  local assertion = policy.assertion
+  local message = "v1\n" .. assertion.kid .. "\n" .. now .. "\n" .. host .. "\n" .. method .. "\n"
+    .. r.req_attr["request.uri"]:match("^[^?]*") .. "\n" .. bound_identity(assertion, rule, identity)
+  local mac = c.b64urlenc(c.hexdec(c.hmac("sha256", assertion.key, message)))
+  r.req_header[policy.assertion_header] = "v1;kid=" .. assertion.kid .. ";ts=" .. now .. ";sig=" .. mac
+end
+
 local REFUSALS = {
   [400] = "path not canonical",
   [401] = "authentication required",
@@ -504,6 +534,7 @@ function M.handle(lighty, version, build)
     r.req_header[name] = nil
   end
   r.req_header[policy.upstream_header] = nil
+  r.req_header[policy.assertion_header] = nil
   if not is_canonical(path) then
     return refuse(r, 400)
   end
@@ -538,6 +569,9 @@ function M.handle(lighty, version, build)
   r.req_header["Authorization"] = nil
   if identity then
     forward_identity(r, rule, identity)
+    if policy.assertion and rule.mode ~= "public" then -- a public rule admits anyone: nothing to vouch for
+      set_assertion(c, r, policy, rule, identity, host, method, now)
+    end
   end
   r.req_header[policy.upstream_header] = route.upstream
   r.req_env[policy.cache_control_env] = rule.cache_control
