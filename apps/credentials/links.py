@@ -27,6 +27,7 @@ from apps.core.actors import Actor
 from apps.credentials.choices import KeyPurpose
 from apps.credentials.mint import checked_lifetime
 from apps.credentials.selectors import signing_key_for_minting
+from apps.credentials.services import signing_key_used
 from apps.identities.models import Identity
 from apps.policies.decide import decide_link_issue, normalize_request_host
 from apps.policies.models import Gateway
@@ -93,6 +94,7 @@ def signed_link_issue(
     key = signing_key_for_minting(gateway=gateway, now=now, purpose=KeyPurpose.SIGNED_LINK)
     if key is None:
         raise LinkRefused(f"gateway {gateway.name} has no active signed-link key valid now")
+    signing_key_used(key=key, until=expires_at)
     query = link_query(
         LinkSigner(key.kid, key.private_material.reveal()),
         expires=int(expires_at.timestamp()),

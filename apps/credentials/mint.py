@@ -27,6 +27,7 @@ from apps.core.crypto import Secret
 from apps.credentials.choices import ASYMMETRIC_ALGORITHMS
 from apps.credentials.models import SigningKey
 from apps.credentials.selectors import signing_key_for_minting
+from apps.credentials.services import signing_key_used
 from apps.identities.models import Identity
 from apps.policies.models import Gateway
 from apps.policies.roles import effective_roles
@@ -169,7 +170,7 @@ def mint_edge_token(
     if key is None:
         raise TokenRefused(f"gateway {gateway.name} has no active signing key valid now")
     profile = {"preferred_username": identity.username, "email": identity.email, "name": identity.display_name}
-    return sign_edge_token(
+    edge = sign_edge_token(
         signer=TokenSigner.for_key(key),
         subject=identity.subject,
         roles=effective_roles(identity),
@@ -177,6 +178,8 @@ def mint_edge_token(
         ttl=ttl,
         now=now,
     )
+    signing_key_used(key=key, until=edge.expires_at)
+    return edge
 
 
 def edge_token_issue(*, identity: Identity, gateway: Gateway, actor: Actor, ttl: timedelta | None = None) -> EdgeToken:

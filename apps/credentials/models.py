@@ -26,6 +26,9 @@ class SigningKey(models.Model):
     not_before = models.DateTimeField()
     not_after = models.DateTimeField()
     retiring_since = models.DateTimeField(null=True, blank=True, help_text="When it stopped signing.")
+    signed_until = models.DateTimeField(
+        null=True, blank=True, help_text="The latest expiry of anything it signed for a caller (tokens, links)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -4,7 +4,7 @@ signs identity assertions with and the root it derives from."""
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from apps.core.crypto import Secret
 from apps.credentials.choices import ACCEPTED_STATES, CLOCK_LEEWAY_SECONDS, KeyPurpose, KeyState, SigningAlgorithm
@@ -50,7 +50,12 @@ def signing_keys_accepted(
     and retiring ones whose overlap has not passed at ``now`` (default: any retiring key)."""
     keys = SigningKey.objects.filter(gateway=gateway, purpose=purpose, state__in=ACCEPTED_STATES)
     if now is not None:
-        keys = keys.exclude(state=KeyState.RETIRING, retiring_since__lte=now - retirement_overlap(purpose))
+        # Checked, not assumed: past the configured overlap, a key still stays while anything it
+        # signed is valid (the maximum lifetime may have been lowered since it signed).
+        signed_for_longer = Q(signed_until__gt=now - timedelta(seconds=CLOCK_LEEWAY_SECONDS))
+        keys = keys.exclude(
+            Q(state=KeyState.RETIRING, retiring_since__lte=now - retirement_overlap(purpose)) & ~signed_for_longer
+        )
     return keys.order_by("kid")
 
 

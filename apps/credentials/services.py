@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.services import audit_record
@@ -77,6 +78,14 @@ def signing_key_activate(*, key: SigningKey, actor: Actor) -> SigningKey:
             instance=previous, actor=actor, data={"state": KeyState.RETIRING, "retiring_since": timezone.now()}
         )
     return model_update(instance=key, actor=actor, data={"state": KeyState.ACTIVE})[0]
+
+
+def signing_key_used(*, key: SigningKey, until: datetime) -> None:
+    """Record that ``key`` signed something valid until ``until``, so it is not retired before that.
+    Bookkeeping on every mint, not a change of intent: one conditional UPDATE, no audit row."""
+    SigningKey.objects.filter(pk=key.pk).filter(Q(signed_until__isnull=True) | Q(signed_until__lt=until)).update(
+        signed_until=until
+    )
 
 
 @transaction.atomic

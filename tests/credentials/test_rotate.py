@@ -9,11 +9,12 @@ from django.utils import timezone
 from apps.core.actors import Actor
 from apps.credentials.assertions import assertion_key_bytes, assertion_key_derive, assertion_sign, assertion_verify
 from apps.credentials.choices import KeyPurpose, KeyState
+from apps.credentials.mint import mint_edge_token
 from apps.credentials.models import AssertionRoot, SigningKey
 from apps.credentials.rotate import rotation_complete, rotation_prepare
 from apps.credentials.selectors import assertion_signing_key, retirement_overlap, signing_keys_accepted
-from apps.credentials.services import signing_key_activate, signing_key_generate
-from tests.factories import GatewayFactory
+from apps.credentials.services import signing_key_activate, signing_key_generate, signing_key_used
+from tests.factories import GatewayFactory, IdentityFactory
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("rotate-test")
@@ -72,6 +73,35 @@ def test_a_retiring_key_is_accepted_for_the_overlap_then_left_out_and_retired():
 
     rotation_complete(gateway=gateway, actor=ACTOR, live_kids={KeyPurpose.EDGE_TOKEN: {key.kid for key in after}})
     assert _states(gateway)[first.kid] == KeyState.RETIRED
+
+
+def test_a_key_that_signed_for_longer_than_the_overlap_stays_until_what_it_signed_expires(settings):
+    gateway = GatewayFactory(kind="haproxy")
+    first = signing_key_activate(key=signing_key_generate(gateway=gateway, actor=ACTOR), actor=ACTOR)
+    long_lived = mint_edge_token(identity=IdentityFactory(), gateway=gateway, ttl=timedelta(seconds=900))
+    settings.POLICYHUB_EDGE_TOKEN_MAX_TTL_SECONDS = 300  # lowered after the token was minted
+    second = signing_key_activate(key=signing_key_generate(gateway=gateway, actor=ACTOR), actor=ACTOR)
+    retired_at = SigningKey.objects.get(pk=first.pk).retiring_since
+    assert retirement_overlap(KeyPurpose.EDGE_TOKEN) == timedelta(seconds=330)  # the configured floor
+
+    past_floor = signing_keys_accepted(gateway=gateway, now=retired_at + timedelta(seconds=331))
+    last_moment = signing_keys_accepted(gateway=gateway, now=long_lived.expires_at + timedelta(seconds=29))
+    after = signing_keys_accepted(gateway=gateway, now=long_lived.expires_at + timedelta(seconds=30))
+
+    assert SigningKey.objects.get(pk=first.pk).signed_until == long_lived.expires_at
+    assert {key.kid for key in past_floor} == {key.kid for key in last_moment} == {first.kid, second.kid}
+    assert {key.kid for key in after} == {second.kid}
+
+
+def test_a_signed_link_extends_its_key_like_a_token():
+    gateway = GatewayFactory(kind="haproxy")
+    key = signing_key_activate(
+        key=signing_key_generate(gateway=gateway, actor=ACTOR, purpose=KeyPurpose.SIGNED_LINK), actor=ACTOR
+    )
+    until = timezone.now() + timedelta(hours=5)
+    signing_key_used(key=key, until=until)
+    signing_key_used(key=key, until=until - timedelta(hours=1))  # an earlier expiry never shortens it
+    assert SigningKey.objects.get(pk=key.pk).signed_until == until
 
 
 def test_link_keys_overlap_the_longest_link_lifetime():
