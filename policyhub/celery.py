@@ -18,4 +18,11 @@ app.conf.beat_schedule = {
         "task": "apps.audit.tasks.audit_chain_verify_task",
         "schedule": crontab(hour="3", minute="17"),
     },
+    # Hand workers the deployments nobody works on: requested while the broker was unreachable, or
+    # interrupted by a worker's death. A sweep not run within its minute is dropped: the next one comes.
+    "deployments-sweep": {
+        "task": "apps.gateways.tasks.deployments_sweep_task",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
 }

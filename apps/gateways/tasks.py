@@ -3,7 +3,8 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from apps.gateways.services import DeploymentBusy, deployment_run
+from apps.core.actors import Actor
+from apps.gateways.services import DeploymentBusy, deployment_run, deployments_sweep
 
 
 @shared_task(
@@ -18,3 +19,8 @@ from apps.gateways.services import DeploymentBusy, deployment_run
 )
 def deployment_run_task(deployment_id: int) -> str:
     return deployment_run(deployment_id=deployment_id).state
+
+
+@shared_task(acks_late=True, soft_time_limit=50, time_limit=55)
+def deployments_sweep_task() -> list[int]:
+    return deployments_sweep(actor=Actor.system("deployments-sweep"))

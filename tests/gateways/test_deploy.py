@@ -1,17 +1,12 @@
 """Deploying to a real HAProxy and a real lighttpd on loopback: live, refused, rolled back, one at a time.
 
-Each proxy runs from a deploy directory in tmp_path, started the way the README's "Deploying"
-section asks (HAProxy in master-worker mode with its master socket, lighttpd in the foreground with
-its pid file), on a first release staged directly; the tests then deploy through the service.
+Each proxy runs from a deploy directory in tmp_path (``tests.support.deploy``); the tests deploy
+in this process through the service (tests/gateways/test_faults.py goes through a Celery worker).
 """
 
 import hashlib
-import http.client
 import os
-import subprocess
 import threading
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -20,20 +15,13 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from apps.audit.models import AuditEvent
-from apps.core.actors import Actor
 from apps.credentials.choices import KeyPurpose, KeyState
 from apps.credentials.mint import mint_edge_token
 from apps.credentials.models import SigningKey
-from apps.credentials.services import signing_key_activate, signing_key_generate
 from apps.gateways import pipeline
 from apps.gateways.choices import DeploymentState, DeploymentTrigger
-from apps.gateways.echo import echo_upstream
-from apps.gateways.live import free_loopback_port, stop_process
 from apps.gateways.models import Deployment
-from apps.gateways.probe import ProbeTarget, probe_until
 from apps.gateways.rendered import RenderedConfig, RenderedFile
-from apps.gateways.renderers import render
-from apps.gateways.selectors import render_request_for
 from apps.gateways.services import (
     DeploymentBusy,
     deploy_all,
@@ -43,102 +31,20 @@ from apps.gateways.services import (
     gateway_deploy_lock,
 )
 from apps.gateways.tasks import deployment_run_task
-from apps.gateways.transports import LocalTransport
 from apps.policies import services as policies
-from apps.policies.choices import AuthMode, GatewayKind
-from apps.policies.models import Gateway, PolicySnapshot
+from apps.policies.choices import GatewayKind
+from apps.policies.models import Gateway
 from tests.factories import IdentityFactory
+from tests.support.deploy import ACTOR, HOST, Stage, deploy_stage, public_route
 
 pytestmark = pytest.mark.slow
-ACTOR = Actor.system("deploy-test")
-HOST = "app.example.test"
 STEP_NAMES = ["render", "validate", "prove", "push", "reload", "probe"]
-
-
-@dataclass(frozen=True)
-class Stage:
-    gateway: Gateway
-    directory: Path
-    first: Deployment  # live on the running proxy
-    next_snapshot: PolicySnapshot  # adds the route /b
-    port: int
-
-    def answers(self, deployment: Deployment) -> bool:
-        target = ProbeTarget.for_listen_address(self.gateway.listen_address, tls=False)
-        probe_until(target, deployment_id=str(deployment.pk), snapshot=deployment.snapshot.sha256, timeout=5)
-        return True
-
-    def status(self, path: str, token: str = "") -> int:
-        client = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        headers = {"Host": HOST, **({"Authorization": f"Bearer {token}"} if token else {})}
-        try:
-            client.request("GET", path, headers=headers)
-            return client.getresponse().status
-        finally:
-            client.close()
-
-
-def _public_route(gateway: Gateway, prefix: str, upstream: str, auth_mode: str = AuthMode.PUBLIC) -> None:
-    application = policies.application_create(actor=ACTOR, name=f"app{prefix}", slug=f"app-{prefix.strip('/')}")
-    route = policies.route_create(
-        actor=ACTOR, gateway=gateway, application=application, host=HOST, path_prefix=prefix, upstream_url=upstream
-    )
-    policies.access_rule_create(actor=ACTOR, route=route, auth_mode=auth_mode)
-
-
-def _first_release(gateway: Gateway, snapshot: PolicySnapshot) -> Deployment:
-    """What an operator does once before the first deploy: a release in place for the proxy to start on."""
-    deployment = Deployment.objects.create(
-        gateway=gateway, snapshot=snapshot, trigger=DeploymentTrigger.CLI, actor=str(ACTOR), state=DeploymentState.LIVE
-    )
-    transport = LocalTransport(gateway.deploy_directory)
-    request = render_request_for(gateway=gateway, snapshot=snapshot, deployment_id=str(deployment.pk))
-    request = replace(request, install_directory=transport.release_path(deployment.release))
-    transport.stage(deployment.release, render(gateway.kind, request))
-    transport.activate(deployment.release)
-    return deployment
-
-
-@contextmanager
-def _running(kind: str, directory: Path):
-    run = directory / "run"
-    run.mkdir()
-    if kind == GatewayKind.HAPROXY:
-        master_socket = str(run / "haproxy-master.sock")
-        command = ["haproxy", "-W", "-S", master_socket, "-f", str(directory / "current/haproxy.cfg")]
-    else:
-        command = ["lighttpd", "-D", "-f", str(directory / "current/lighttpd.conf")]
-    with (directory / "proxy.log").open("wb") as log:
-        process = subprocess.Popen(command, cwd=directory, stdout=log, stderr=subprocess.STDOUT)
-    if kind == GatewayKind.LIGHTTPD:
-        (run / "lighttpd.pid").write_text(f"{process.pid}\n")
-    try:
-        yield process
-    finally:
-        stop_process(process)
 
 
 @pytest.fixture(params=[GatewayKind.HAPROXY, GatewayKind.LIGHTTPD])
 def stage(request, db, tmp_path):
-    kind = request.param
-    port = free_loopback_port()
-    directory = tmp_path / "deploy"
-    with echo_upstream() as upstream:
-        gateway = policies.gateway_create(
-            actor=ACTOR, name=f"{kind}-edge", kind=kind, listen_address=f"127.0.0.1:{port}",
-            public_hostnames=[HOST], deploy_directory=str(directory),
-        )  # fmt: skip
-        for purpose in KeyPurpose:
-            signing_key_activate(key=signing_key_generate(gateway=gateway, actor=ACTOR, purpose=purpose), actor=ACTOR)
-        _public_route(gateway, "/a", upstream)
-        _public_route(gateway, "/private", upstream, AuthMode.AUTHENTICATED)
-        first = _first_release(gateway, policies.snapshot_build(actor=ACTOR))
-        _public_route(gateway, "/b", upstream)
-        next_snapshot = policies.snapshot_build(actor=ACTOR)
-        with _running(kind, directory):
-            staged = Stage(gateway, directory, first, next_snapshot, port)
-            assert staged.answers(first)
-            yield staged
+    with deploy_stage(request.param, tmp_path / "deploy") as staged:
+        yield staged
 
 
 def _deploy(stage: Stage) -> Deployment:
@@ -362,7 +268,7 @@ def test_a_second_request_joins_the_queued_deployment_with_its_snapshot(tmp_path
     gateway = _idle_gateway(tmp_path)
     first_snapshot = policies.snapshot_build(actor=ACTOR)
     queued = deployment_request(gateway=gateway, actor=ACTOR, trigger=DeploymentTrigger.API)
-    _public_route(gateway, "/new", "http://127.0.0.1:9")
+    public_route(gateway, "/new", "http://127.0.0.1:9")
     newer = policies.snapshot_build(actor=ACTOR)
 
     joined = deployment_request(gateway=gateway, actor=ACTOR, trigger=DeploymentTrigger.WEBHOOK, snapshot=newer)
