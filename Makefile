@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint format check bench bench-proxies clean
+.PHONY: help demo test lint format check bench bench-proxies bench-deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ bench: $(VENV)/.dev ## snapshot build and decide() throughput on 10,000 routes a
 
 bench-proxies: $(VENV)/.runtime ## HAProxy and lighttpd req/s with the rendered policy vs the bare proxy (wrk, loopback)
 	$(BIN)/python -m benchmarks.bench_proxies $(BENCH_ARGS)
+
+bench-deploy: $(VENV)/.dev ## deploy request to new config live on real HAProxy and lighttpd with 1,000 routes (median of 5)
+	$(BIN)/python -m benchmarks.bench_deploy $(BENCH_ARGS)
 
 clean: ## remove the virtualenv and local state
 	rm -rf $(VENV) var

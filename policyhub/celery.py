@@ -30,4 +30,11 @@ app.conf.beat_schedule = {
         "task": "apps.gateways.tasks.gateways_keys_renew_task",
         "schedule": crontab(minute="7-59/15"),
     },
+    # Hand workers the deployments nobody works on: requested while the broker was unreachable, or
+    # interrupted by a worker's death. A sweep not run within its minute is dropped: the next one comes.
+    "deployments-sweep": {
+        "task": "apps.gateways.tasks.deployments_sweep_task",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
 }

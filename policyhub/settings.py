@@ -119,8 +119,21 @@ CELERY_TASK_EAGER_PROPAGATES = True
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "memory://"
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
+# Tasks are acknowledged after they ran (acks_late), so a worker that dies mid-task loses nothing:
+# - a pool process killed under a living worker: the worker requeues its message at once
+#   (reject_on_worker_lost);
+# - a whole worker killed: Redis holds the unacknowledged message and hands it out again once it has
+#   been out for the visibility timeout. That must exceed the longest a message legitimately stays
+#   unacknowledged: the hard time limit of a task (deploys: 660 s), or a retry's countdown (up to
+#   300 s; an ETA task waits unacknowledged in a worker), else a task that is still running is
+#   handed out twice. The deployment sweep (apps.gateways) takes up an interrupted deploy sooner.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=3600),
+    # an unreachable (not refusing) broker fails a request in seconds instead of hanging it
+    "socket_connect_timeout": env.int("CELERY_BROKER_CONNECT_TIMEOUT", default=5),
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)

@@ -1,8 +1,11 @@
-"""Suite-wide fixtures: the throwaway PostgreSQL every database test runs on."""
+"""Suite-wide fixtures: the throwaway PostgreSQL every database test runs on (and, from the plugin,
+real Celery workers)."""
 
 import pytest
 
 from tests.support.postgres import PostgresUnavailable, start_postgres
+
+pytest_plugins = ["tests.support.celery_worker"]
 
 
 @pytest.fixture(scope="session")

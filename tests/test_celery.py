@@ -6,6 +6,7 @@ from celery.contrib.testing.worker import start_worker
 from apps.audit.services import audit_record
 from apps.audit.tasks import audit_chain_verify_task
 from apps.core.actors import Actor
+from apps.gateways.tasks import deployments_sweep_task
 from policyhub.celery import app
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -35,6 +36,12 @@ def test_the_beat_schedule_verifies_the_audit_chain_nightly():
     entry = app.conf.beat_schedule["audit-chain-verify"]
     assert entry["task"] == audit_chain_verify_task.name
     assert entry["schedule"].hour == {3} and entry["schedule"].minute == {17}
+
+
+def test_the_beat_schedule_sweeps_deployments_every_minute():
+    entry = app.conf.beat_schedule["deployments-sweep"]
+    assert entry["task"] == deployments_sweep_task.name
+    assert entry["schedule"] == 60.0 and entry["options"]["expires"] == 60
 
 
 def test_tasks_run_eagerly_without_a_broker():

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from django.db import transaction
 from django.utils import timezone
 
 from apps.core.actors import Actor
@@ -49,8 +50,14 @@ class _Run:
     previous_release: str | None = None
 
 
+def message_entry(level: str, text: str) -> dict:
+    """One entry of a deployment's ``messages``."""
+    return {"at": timezone.now().isoformat(), "level": level, "text": text}
+
+
 def _record(run: _Run, *, state: str | None = None, step: dict | None = None, message=None, **fields) -> None:
-    """Append to the row and save it through the audited update: every change is in the audit log."""
+    """Append to the row and save it through the audited update: every change is in the audit log.
+    A run saves its whole row: nobody else writes a row in the pipeline (see ``_claim``)."""
     deployment = run.deployment
     data = dict(fields)
     if state is not None:
@@ -58,8 +65,7 @@ def _record(run: _Run, *, state: str | None = None, step: dict | None = None, me
     if step is not None:
         data["steps"] = [*deployment.steps, step]
     if message is not None:
-        level, text = message
-        data["messages"] = [*deployment.messages, {"at": timezone.now().isoformat(), "level": level, "text": text}]
+        data["messages"] = [*deployment.messages, message_entry(*message)]
     model_update(instance=deployment, actor=run.actor, data=data)
 
 
@@ -215,12 +221,24 @@ def _clean_up(run: _Run) -> None:
         _record(run, message=("warning", f"could not remove release {run.deployment.release}: {error}"))
 
 
+def _claim(run: _Run) -> None:
+    """Take a queued row out of the queue in one locked transaction: a request joining the queued
+    deployment (``services.deployment_request`` locks the row too) lands either before, and this run
+    deploys its snapshot, or after, and finds the row started. The run's own copy of the row is read
+    under that lock, so its later whole-row saves undo nobody's write."""
+    deployment = run.deployment
+    with transaction.atomic():
+        deployment.refresh_from_db(from_queryset=Deployment.objects.select_for_update())
+        _record(run, state=DeploymentState.RENDERING)
+
+
 def _steps_to_run(run: _Run) -> tuple:
     """Every step for a queued deployment. One found in between was interrupted (its worker died;
     the caller holds the lock now): after its flip only reload and probe remain, with the previous
     release to roll back to; before it, everything runs again (staging replaces a half-staged release)."""
     deployment = run.deployment
     if deployment.state == DeploymentState.QUEUED:
+        _claim(run)
         return STEPS
     if run.transport.active() != deployment.release:
         _record(run, message=("warning", f"resuming an interrupted deployment (was {deployment.state}) from the start"))

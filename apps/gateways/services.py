@@ -1,23 +1,38 @@
-"""Operations on gateways: deployments (one per gateway at a time), and how to reach a gateway's host."""
+"""Operations on gateways: deployments (one per gateway at a time), queued for workers and swept;
+key rotation through deploys; how to reach a gateway's host.
 
+Who writes a deployment row: its run, whole (``pipeline``); anyone else only a queued row under its
+row lock (the run claims it under the same lock), or an interrupted one under the gateway's deploy lock.
+"""
+
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from apps.core.actors import Actor
 from apps.core.crypto import Secret
 from apps.core.services import model_create, model_update
 from apps.credentials.choices import KeyState
 from apps.credentials.services import signing_keys_retire
-from apps.gateways.choices import DeploymentState, DeploymentTrigger
+from apps.gateways.choices import FINAL_STATES, DeploymentState, DeploymentTrigger
 from apps.gateways.models import Deployment, SshTarget
-from apps.gateways.pipeline import StepListener, deployment_pipeline_run
+from apps.gateways.pipeline import StepListener, deployment_pipeline_run, message_entry
 from apps.gateways.selectors import deployable_gateways, gateways_due_for_key_renewal
 from apps.policies.models import Gateway, PolicySnapshot
 from apps.policies.selectors import snapshot_newest
+
+logger = logging.getLogger(__name__)
+# A queued deployment this old has lost its task (never enqueued, or lost with the broker's data),
+# or waits behind a long deploy; handing it out again is harmless: a finished one does not run twice.
+SWEEP_QUEUED_AFTER = timedelta(minutes=1)
+_UNFINISHED = frozenset(DeploymentState.values) - FINAL_STATES
 
 
 class DeploymentBusy(Exception):
@@ -88,21 +103,48 @@ def deploy_gateway(
         return deployment_pipeline_run(deployment=deployment, actor=actor, listener=listener, install=install)
 
 
+def _warn(*, deployment: Deployment, actor: Actor, text: str, states: frozenset[str]) -> bool:
+    """Add a warning to a row no run is writing (see the module docstring): under its row lock, and
+    only while it is in ``states``; False when it no longer is."""
+    with transaction.atomic():
+        deployment.refresh_from_db(from_queryset=Deployment.objects.select_for_update())
+        if deployment.state not in states:
+            return False
+        messages = [*deployment.messages, message_entry("warning", text)]
+        model_update(instance=deployment, actor=actor, data={"messages": messages})
+    return True
+
+
+def _enqueue(*, deployment: Deployment, actor: Actor) -> bool:
+    """Hand a committed deployment to a worker. An unreachable broker is not the caller's failure:
+    the row stays queued, says why, and the sweep hands it over once the broker is back."""
+    from apps.gateways.tasks import deployment_run_task  # tasks import this module
+
+    try:
+        deployment_run_task.delay(deployment.pk)
+    except BrokerUnreachable as error:
+        logger.warning("deployment %s stays queued: the broker is unreachable (%s)", deployment.pk, error)
+        text = f"not handed to a worker: the broker is unreachable ({error}); the sweep will hand it over"
+        _warn(deployment=deployment, actor=actor, text=text, states=frozenset({DeploymentState.QUEUED}))
+        return False
+    return True
+
+
 def deployment_request(
     *, gateway: Gateway, actor: Actor, trigger: str, snapshot: PolicySnapshot | None = None
 ) -> Deployment:
-    """Queue a deployment; a Celery task runs it once this transaction commits. A request for a
-    gateway that already has one queued joins it (taking this request's snapshot) instead of racing it."""
-    from apps.gateways.tasks import deployment_run_task  # tasks import this module
-
+    """Queue a deployment; a Celery task runs it once this transaction commits (an unreachable broker
+    leaves it queued for ``deployments_sweep``). A request for a gateway that already has one queued
+    joins it (taking this request's snapshot) instead of racing it."""
     with transaction.atomic():
         Gateway.objects.select_for_update().get(pk=gateway.pk)  # requests for one gateway queue one at a time
-        queued = Deployment.objects.filter(gateway=gateway, state=DeploymentState.QUEUED).first()
+        # locked, and re-checked once locked: a run claiming it meanwhile makes it no longer queued
+        queued = Deployment.objects.select_for_update().filter(gateway=gateway, state=DeploymentState.QUEUED).first()
         if queued is not None:
             newest = snapshot or snapshot_newest()
             return model_update(instance=queued, actor=actor, data={"snapshot": newest})[0]
         deployment = _deployment_create(gateway=gateway, actor=actor, trigger=trigger, snapshot=snapshot)
-        transaction.on_commit(lambda: deployment_run_task.delay(deployment.pk))
+        transaction.on_commit(lambda: _enqueue(deployment=deployment, actor=actor))
     return deployment
 
 
@@ -173,3 +215,34 @@ def ssh_target_set(
     if existing is None:
         return model_create(model=SshTarget, actor=actor, data={"private_key": Secret(""), **data})
     return model_update(instance=existing, actor=actor, data=data)[0]
+
+
+def deployments_sweep(*, actor: Actor, now: datetime | None = None) -> list[int]:
+    """Hand workers again what nobody is working on; returns the deployment ids handed over.
+
+    Queued deployments older than ``SWEEP_QUEUED_AFTER``, and interrupted ones (between queued and a
+    final state) whose gateway's deploy lock is free: their worker died, and Redis would hand its
+    task out again only after the visibility timeout (an hour by default). A gateway whose lock is
+    held is running a deploy and is left alone.
+    """
+    stale = (now or timezone.now()) - SWEEP_QUEUED_AFTER
+    candidates = (
+        Deployment.objects.filter(
+            Q(state=DeploymentState.QUEUED, created_at__lt=stale) | Q(state__in=_UNFINISHED - {DeploymentState.QUEUED})
+        )
+        .select_related("gateway")
+        .order_by("created_at", "id")
+    )
+    swept = []
+    for deployment in candidates:
+        waiting = "queued" if deployment.state == DeploymentState.QUEUED else f"interrupted ({deployment.state})"
+        text = f"{waiting} with no worker on it: handed to a worker again by the sweep"
+        try:
+            with gateway_deploy_lock(deployment.gateway):
+                if not _warn(deployment=deployment, actor=actor, text=text, states=_UNFINISHED):
+                    continue
+        except DeploymentBusy:
+            continue
+        _enqueue(deployment=deployment, actor=actor)  # once the lock is free for the worker to take
+        swept.append(deployment.pk)
+    return swept

@@ -5,7 +5,7 @@ from django.db import OperationalError
 
 from apps.core.actors import Actor
 from apps.gateways.drift import gateways_drift_check
-from apps.gateways.services import DeploymentBusy, deployment_run, gateways_keys_renew
+from apps.gateways.services import DeploymentBusy, deployment_run, deployments_sweep, gateways_keys_renew
 
 
 @shared_task(
@@ -32,3 +32,8 @@ def gateways_drift_check_task() -> int:
 def gateways_keys_renew_task() -> int:
     """Returns how many deployments were queued to move keys."""
     return len(gateways_keys_renew(actor=Actor.system("key-renewal")))
+
+
+@shared_task(acks_late=True, soft_time_limit=50, time_limit=55)
+def deployments_sweep_task() -> list[int]:
+    return deployments_sweep(actor=Actor.system("deployments-sweep"))

@@ -8,13 +8,14 @@ verifies with the gateway's root for this host, method and path (else none: the 
 stripped). Any difference is a mismatch; zero mismatches is the only pass.
 """
 
-import http.client
 import json
 import secrets
-import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 from itertools import count
 
 from django.utils import timezone
@@ -28,6 +29,7 @@ from apps.gateways.echo import echo_upstream
 from apps.gateways.live import free_loopback_port, running_proxy
 from apps.gateways.outcomes import expected_status
 from apps.gateways.proof_cases import ProbeCase, gateway_wide_cases, loopback_content, probe_cases
+from apps.gateways.proof_client import ProofClient
 from apps.gateways.renderers import render
 from apps.gateways.renderers.base import (
     IDENTITY_HEADERS,
@@ -40,6 +42,8 @@ from apps.gateways.validate import Problem, validate
 from apps.policies.decide import Decision, decide, normalize_request_host
 from apps.policies.snapshot import compile_policy
 
+# Requests in flight at once: the proxy works while this process signs the next tokens.
+PROOF_THREADS = 4
 SPOOFED_HEADERS = {
     **{name: "spoofed-by-client" for name, _claim in IDENTITY_HEADERS.values()},
     ASSERTION_HEADER: f"v1;kid=ia-9999999999-{'0' * 16};ts=0;sig={'A' * 43}",
@@ -83,11 +87,18 @@ def probe_token(
     if case.credential == "other_gateway":
         signer = TokenSigner(signer.kid, signer.algorithm, signer.private_material, f"{signer.audience}-other")
     elif case.credential == "forged":  # the right kid and algorithm, someone else's key
-        stranger = Secret(generate_key_material(signer.algorithm).private_material)
-        signer = TokenSigner(signer.kid, signer.algorithm, stranger, signer.audience)
+        signer = TokenSigner(signer.kid, signer.algorithm, _stranger(signer.algorithm), signer.audience)
     elif case.credential == "wrong_issuer":
         arguments["issuer"] = f"{issuer}-impostor"
     return sign_edge_token(signer=signer, **arguments)
+
+
+@cache
+def _stranger(algorithm: str) -> Secret:
+    """A key no gateway holds, one per algorithm and process: any key but the gateway's forges a
+    token equally well, and a fresh RSA key per forged request (generated, then parsed to sign)
+    cost ~100 ms each, most of a large proof's time."""
+    return Secret(generate_key_material(algorithm).private_material)
 
 
 def _target(case: ProbeCase, link_key: VerificationKey | None) -> str:
@@ -102,16 +113,6 @@ def _target(case: ProbeCase, link_key: VerificationKey | None) -> str:
     return f"{case.path}?{link_query(signer, expires=expires, rule=case.link_rule, host=case.host, path=signed_path)}"
 
 
-def _connection(port: int, client_ip: str, tls: bool) -> http.client.HTTPConnection:
-    if not tls:
-        return http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(client_ip, 0))
-    # The proof checks the policy, not the PKI: the gateway's certificate is not verified here.
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return http.client.HTTPSConnection("127.0.0.1", port, timeout=10, source_address=(client_ip, 0), context=context)
-
-
 @dataclass(frozen=True)
 class AssertionCheck:
     """How the proof checks identity assertions: the key the proxy is given, the root upstreams hold."""
@@ -120,23 +121,17 @@ class AssertionCheck:
     root: Secret
 
 
-def _send(port: int, case: ProbeCase, token: EdgeToken | None, target: str, tls: bool) -> tuple[int, dict | None]:
+def _send(client: ProofClient, case: ProbeCase, token: EdgeToken | None, target: str) -> tuple[int, dict | None]:
     """(status, what the echo upstream received: method, path and lower-cased headers, if reached)."""
     headers = {"Host": case.host, **SPOOFED_HEADERS}
     if token:
         headers["Authorization"] = f"Bearer {token.token}"
-    connection = _connection(port, case.client_ip, tls)
+    status, body = client.send(case.client_ip, case.method, target, headers)
     try:
-        connection.request(case.method, target, headers=headers)
-        response = connection.getresponse()
-        body = response.read()
-    finally:
-        connection.close()
-    try:
-        echoed = json.loads(body) if response.status == 200 and body else None
+        echoed = json.loads(body) if status == 200 and body else None
     except ValueError:
         echoed = None
-    return response.status, echoed if isinstance(echoed, dict) and "headers" in echoed else None
+    return status, echoed if isinstance(echoed, dict) and "headers" in echoed else None
 
 
 def _expected_headers(decision: Decision, claims: dict) -> dict[str, str]:
@@ -228,54 +223,45 @@ def prove(
         validation = validate(rendered)
         if not validation.ok:
             return ProofResult(gateway, kind, problems=validation.problems)
-        mismatches = []
-        with running_proxy(rendered, port=port):
-            tls = bool(certificates)
-            mismatches += _well_known_mismatches(port, gateway, sha256, deployment_id, tls)
-            for case, subject, n in zip(cases, subjects, count(), strict=False):
-                token = probe_token(case, subject, signers[n % len(signers)], issuer)
-                identity = subject if case.credential == "valid" else None
-                link = case.link_rule if case.credential == "link" else None
-                decision = decide(
-                    policy,
-                    identity,
-                    case.method,
-                    case.host,
-                    case.path,
-                    case.client_ip,
-                    gateway=gateway,
-                    signed_link=link,
-                )
-                link_key = link_keys[n % len(link_keys)] if link_keys else None
-                status, echoed = _send(port, case, token, _target(case, link_key), tls)
-                if status != expected_status(decision):
-                    mismatches.append(
-                        Mismatch(case, f"{expected_status(decision)} ({decision.reasons[0].code})", str(status))
-                    )
-                elif decision.allowed and case.method != "HEAD":
-                    claims = token.claims if identity else {}
-                    vouched = identity is not None and decision.rule.auth_mode != "public"
-                    if problem := _header_mismatch(decision, claims, echoed):
-                        mismatches.append(Mismatch(case, "the rule's identity headers", problem))
-                    elif problem := _assertion_mismatch(case, echoed, assertion, vouched=vouched):
-                        mismatches.append(Mismatch(case, ASSERTION_EXPECTED, problem))
+
+        def check(case: ProbeCase, subject: str, n: int) -> Mismatch | None:
+            token = probe_token(case, subject, signers[n % len(signers)], issuer)
+            identity = subject if case.credential == "valid" else None
+            link = case.link_rule if case.credential == "link" else None
+            decision = decide(
+                policy, identity, case.method, case.host, case.path, case.client_ip, gateway=gateway, signed_link=link
+            )
+            link_key = link_keys[n % len(link_keys)] if link_keys else None
+            status, echoed = _send(client, case, token, _target(case, link_key))
+            if status != expected_status(decision):
+                return Mismatch(case, f"{expected_status(decision)} ({decision.reasons[0].code})", str(status))
+            if decision.allowed and case.method != "HEAD":
+                claims = token.claims if identity else {}
+                vouched = identity is not None and decision.rule.auth_mode != "public"
+                if problem := _header_mismatch(decision, claims, echoed):
+                    return Mismatch(case, "the rule's identity headers", problem)
+                if problem := _assertion_mismatch(case, echoed, assertion, vouched=vouched):
+                    return Mismatch(case, ASSERTION_EXPECTED, problem)
+            return None
+
+        with (
+            running_proxy(rendered, port=port),
+            closing(ProofClient(port, tls=bool(certificates))) as client,
+            ThreadPoolExecutor(PROOF_THREADS, thread_name_prefix="policyhub-proof") as pool,
+        ):
+            mismatches = _well_known_mismatches(client, gateway, sha256, deployment_id)
+            mismatches += [found for found in pool.map(check, cases, subjects, count(), chunksize=64) if found]
     return ProofResult(gateway, kind, requests=len(cases) + 1, mismatches=tuple(mismatches))
 
 
-def _well_known_mismatches(port: int, gateway: str, sha256: str, deployment_id: str, tls: bool) -> list[Mismatch]:
+def _well_known_mismatches(client: ProofClient, gateway: str, sha256: str, deployment_id: str) -> list[Mismatch]:
     case = ProbeCase("GET", "anything.invalid", WELL_KNOWN_PATH, "127.0.0.1", "none", frozenset())
-    connection = _connection(port, case.client_ip, tls)
-    try:
-        connection.request("GET", WELL_KNOWN_PATH, headers={"Host": case.host})
-        response = connection.getresponse()
-        body = response.read()
-    finally:
-        connection.close()
+    status, body = client.send(case.client_ip, "GET", WELL_KNOWN_PATH, {"Host": case.host})
     wanted = {"gateway": gateway, "snapshot": sha256, "deployment": deployment_id}
     try:
         answered = json.loads(body)
     except ValueError:
         answered = body.decode(errors="replace")
-    if response.status != 200 or answered != wanted:
-        return [Mismatch(case, f"200 {wanted}", f"{response.status} {answered}")]
+    if status != 200 or answered != wanted:
+        return [Mismatch(case, f"200 {wanted}", f"{status} {answered}")]
     return []

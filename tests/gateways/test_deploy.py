@@ -1,9 +1,7 @@
 """Deploying to a real HAProxy and a real lighttpd on loopback: live, refused, rolled back, one at a time.
 
-Each proxy runs from a deploy directory in tmp_path, started the way the README's "Deploying"
-section asks (HAProxy in master-worker mode with its master socket, lighttpd in the foreground with
-its pid file), on a first release put in place by deploy_gateway(install=True) (tests/support/stage.py); the
-tests then deploy through the service.
+Each proxy runs from a deploy directory in tmp_path (``tests.support.deploy``); the tests deploy
+in this process through the service (tests/gateways/test_faults.py goes through a Celery worker).
 """
 
 import hashlib
@@ -47,7 +45,7 @@ from apps.policies import services as policies
 from apps.policies.choices import AuthMode, GatewayKind
 from apps.policies.models import Gateway
 from tests.factories import IdentityFactory
-from tests.support.stage import ACTOR, HOST, Stage, public_route
+from tests.support.deploy import ACTOR, HOST, Stage, public_route
 
 pytestmark = pytest.mark.slow
 STEP_NAMES = ["render", "validate", "prove", "push", "reload", "probe"]

@@ -22,7 +22,7 @@ from apps.gateways.tasks import gateways_drift_check_task, gateways_keys_renew_t
 from apps.gateways.transports import LocalTransport
 from policyhub.celery import app
 from tests.factories import IdentityFactory
-from tests.support.stage import ACTOR
+from tests.support.deploy import ACTOR
 
 pytestmark = pytest.mark.slow
 

@@ -4,15 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('credentials', '0005_identity_assertions'),
+        ("credentials", "0005_identity_assertions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='signingkey',
-            name='signed_until',
-            field=models.DateTimeField(blank=True, help_text='The latest expiry of anything it signed for a caller (tokens, links).', null=True),
+            model_name="signingkey",
+            name="signed_until",
+            field=models.DateTimeField(
+                blank=True, help_text="The latest expiry of anything it signed for a caller (tokens, links).", null=True
+            ),
         ),
     ]

@@ -1,0 +1,189 @@
+"""Deploy latency: from a deploy request to the new config live on a real HAProxy and a real lighttpd.
+
+Everything runs on this machine: a throwaway PostgreSQL on 127.0.0.1 (``tests.support.postgres``)
+with the production settings module and throwaway secrets (``bench_policy.configure_environment``).
+
+1. Policy (not timed): per proxy, one gateway with 1,000 routes on its own domain, in the mix of
+   ``benchmarks.dataset`` (hosts of about 7 routes, 10 % ``*.`` wildcards, 1-3 segment prefixes, some
+   method lists; a main allow rule per route: roles any-of 55 %, authenticated 30 %, public 15 %, CIDR
+   allowlists, rate limits, identity headers, caching; plus 0-2 extra allow or deny rules), over 200
+   roles, with its edge-token and signed-link keys; one snapshot of both gateways.
+2. Gateways (not timed): a first release of that snapshot in each gateway's deploy directory and
+   the proxy started on it as README "Deploying" asks (``tests.support.deploy``: HAProxy master-worker
+   with its master socket, lighttpd ``-D`` with its pid file), on a loopback port.
+3. Measured: 5 deploys per proxy, one after another, each ``services.deploy_gateway`` in this
+   process (what ``manage.py deploy`` runs; a Celery worker runs the same call). "request to live"
+   is the wall time from the call until the probe saw the proxy answer the new deployment id;
+   "request to row live" adds what follows the probe (key rotation, the row's final write). Every
+   deploy rotates the keys, so each one renders a new config with one more key. The step figures
+   are medians of the seconds each row records per step.
+
+Target: median request to live < 2 s per proxy. Exit status 1 on a miss (everything is still printed).
+
+    python -m benchmarks.bench_deploy [--seed N] [--routes N] [--runs N] [--proxies haproxy,lighttpd]
+"""
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from datetime import datetime
+from pathlib import Path
+
+from benchmarks.bench_policy import Row, configure_environment, create_database, migrate, print_table, setup_django
+from benchmarks.dataset import METHOD_SETS, create_access_rules, create_roles, random_prefix
+
+TARGET_SECONDS = 2.0
+KINDS = ("haproxy", "lighttpd")
+DOMAINS = {"haproxy": "corp.example.com", "lighttpd": "tools.example.net"}
+STEPS = ("render", "validate", "prove", "push", "reload", "probe")
+UPSTREAMS = 50  # distinct upstream addresses; the probe only asks the well-known endpoint
+
+
+def create_gateway(kind: str, directory: Path, routes: int, rng: random.Random, roles: list):
+    """A deployable gateway with its keys and ``routes`` routes of the benchmark mix (bulk-written)."""
+    from apps.core.actors import Actor
+    from apps.credentials.choices import KeyPurpose
+    from apps.credentials.services import signing_key_activate, signing_key_generate
+    from apps.gateways.live import free_loopback_port
+    from apps.policies import services as policies
+    from apps.policies.models import Application, Route
+
+    actor = Actor.system("bench")
+    domain = DOMAINS[kind]
+    gateway = policies.gateway_create(
+        actor=actor, name=f"bench-{kind}", kind=kind, listen_address=f"127.0.0.1:{free_loopback_port()}",
+        public_hostnames=[domain, f"*.{domain}"], deploy_directory=str(directory),
+    )  # fmt: skip
+    for purpose in KeyPurpose:
+        signing_key_activate(key=signing_key_generate(gateway=gateway, actor=actor, purpose=purpose), actor=actor)
+    hosts = [f"*.env{n}.{domain}" if n % 10 == 0 else f"app{n}.{domain}" for n in range(max(10, routes // 7))]
+    applications = Application.objects.bulk_create(
+        [Application(name=f"{kind} application {n}", slug=f"{kind}-app-{n:03d}") for n in range(len(hosts) // 5 + 1)]
+    )
+    seen, planned = set(), []
+    while len(planned) < routes:
+        position = len(planned) if len(planned) < len(hosts) else rng.randrange(len(hosts))
+        prefix = "/" if len(planned) < len(hosts) and rng.random() < 0.6 else random_prefix(rng)
+        if (hosts[position], prefix) in seen:
+            continue
+        seen.add((hosts[position], prefix))
+        planned.append(
+            Route(
+                gateway=gateway,
+                application=applications[position % len(applications)],
+                host=hosts[position],
+                path_prefix=prefix,
+                methods=list(rng.choices(METHOD_SETS, weights=(75, 10, 7, 3, 5))[0]),
+                upstream_url=f"http://127.0.0.1:{20_000 + len(planned) % UPSTREAMS}",
+            )
+        )
+    create_access_rules(rng, Route.objects.bulk_create(planned), roles)
+    return gateway
+
+
+def deploy_once(gateway, snapshot) -> tuple[float, float, object]:
+    """(seconds to live, seconds to the row's final write, the deployment)."""
+    from apps.core.actors import Actor
+    from apps.gateways.choices import DeploymentTrigger
+    from apps.gateways.services import deploy_gateway
+
+    started_at = time.time()
+    started = time.perf_counter()
+    deployment = deploy_gateway(
+        gateway=gateway, actor=Actor.system("bench"), trigger=DeploymentTrigger.CLI, snapshot=snapshot
+    )
+    to_row = time.perf_counter() - started
+    deployment.refresh_from_db()
+    probe = next(step for step in deployment.steps if step["step"] == "probe")
+    probed_at = datetime.fromisoformat(probe["started_at"]).timestamp() + probe["seconds"]
+    return probed_at - started_at, to_row, deployment
+
+
+def measure_kind(kind: str, gateway, snapshot, runs: int) -> list[Row]:
+    results = []
+    for run in range(1, runs + 1):
+        to_live, to_row, deployment = deploy_once(gateway, snapshot)
+        steps = "  ".join(f"{step['step']} {step['seconds']:.2f}" for step in deployment.steps)
+        print(f"  {kind} deploy {run}: {deployment.state}, {to_live:.2f} s to live ({steps})", flush=True)
+        if deployment.state != "live":
+            print(f"    {deployment.messages[-1]['text']}")
+        results.append((to_live, to_row, deployment))
+    live = [to_live for to_live, _, deployment in results if deployment.state == "live"]
+    median = statistics.median(live) if len(live) == runs else float("inf")
+    messages = [message["text"] for _, _, deployment in results for message in deployment.messages]
+    proof = next((text for text in messages if text.startswith("proof passed")), "-")
+    rows = [
+        Row(f"{kind}: request to live (median of {runs})", f"{median:.2f} s", f"< {TARGET_SECONDS:g} s",
+            median < TARGET_SECONDS),
+        Row(f"  {kind}: runs", ", ".join(f"{seconds:.2f}" for seconds in sorted(live)) + " s"),
+        Row(f"  {kind}: request to row live (median)", f"{statistics.median(r for _, r, _ in results):.2f} s"),
+        Row(f"  {kind}: the proof", proof.removeprefix("proof passed: ")),
+    ]  # fmt: skip
+    for name in STEPS:
+        seconds = [step["seconds"] for _, _, d in results for step in d.steps if step["step"] == name]
+        rows.append(Row(f"  {kind}: step {name} (median)", f"{statistics.median(seconds):.3f} s" if seconds else "-"))
+    return rows
+
+
+def run(args: argparse.Namespace, server) -> int:
+    configure_environment(create_database(server))
+    setup_django()
+    migrate()
+    from django.db import connections
+
+    from apps.core.actors import Actor
+    from apps.gateways.probe import ProbeTarget, probe_until
+    from apps.policies.services import snapshot_build
+    from tests.support.deploy import first_release, proxy_running
+
+    rng = random.Random(args.seed)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="policyhub-bench-deploy-") as workdir, ExitStack() as proxies:
+        try:
+            roles = create_roles(200)
+            gateways = {
+                kind: create_gateway(kind, Path(workdir) / kind, args.routes, rng, roles) for kind in args.proxies
+            }
+            snapshot = snapshot_build(actor=Actor.system("bench"))
+            print(f"snapshot {snapshot.sha256[:16]}: {snapshot.route_count:,} routes", flush=True)
+            for kind, gateway in gateways.items():
+                first = first_release(gateway, snapshot)
+                proxies.enter_context(proxy_running(kind, Path(gateway.deploy_directory)))
+                target = ProbeTarget.for_listen_address(gateway.listen_address, tls=False)
+                probe_until(target, deployment_id=str(first.pk), snapshot=snapshot.sha256)
+            for kind, gateway in gateways.items():
+                rows += measure_kind(kind, gateway, snapshot, args.runs)
+        finally:
+            connections.close_all()
+    print()
+    print_table(rows)
+    return 0 if all(row.ok is not False for row in rows) else 1
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    description = __doc__.split("\n")[0]
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_deploy", description=description)
+    parser.add_argument("--seed", type=int, default=20_240_601, help="policy seed")
+    parser.add_argument("--routes", type=int, default=1_000, help="routes per gateway")
+    parser.add_argument("--runs", type=int, default=5, help="deploys per proxy (the median is reported)")
+    parser.add_argument("--proxies", type=lambda text: text.split(","), default=list(KINDS))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from tests.support.postgres import start_postgres
+
+    server = start_postgres()
+    try:
+        return run(args, server)
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
