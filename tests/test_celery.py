@@ -1,6 +1,7 @@
 """The Celery app is wired to the broker from settings: a task travels through a real Redis."""
 
 import pytest
+from celery.app.backends import by_url
 from celery.contrib.testing.worker import start_worker
 
 from apps.audit.services import audit_record
@@ -28,7 +29,11 @@ def test_a_task_runs_on_a_worker_through_redis(redis_backed_app):
     for step in range(3):
         audit_record(actor=Actor.system("test"), action=f"test.step{step}")
     with start_worker(redis_backed_app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-        result = audit_chain_verify_task.delay()
+        sent = audit_chain_verify_task.delay()
+        # A backend made from the conf just set: the app caches its backend per thread, and an
+        # earlier test's .delay() may have cached the disabled one of the suite's settings.
+        backend_class, url = by_url(redis_backed_app.conf.result_backend, redis_backed_app.loader)
+        result = redis_backed_app.AsyncResult(sent.id, backend=backend_class(app=redis_backed_app, url=url))
         assert result.get(timeout=30) == {"intact": True, "checked": 3, "first_broken_id": None}
 
 

@@ -36,11 +36,11 @@ def _reload_refused() -> None:
     real_reload = pipeline.reload_proxy
     refused = []
 
-    def reload_proxy(*, kind, directory):
+    def reload_proxy(*, kind, transport):
         if not refused:
-            refused.append(directory)
+            refused.append(transport.directory)
             raise ReloadFailed(f"{kind} refused the new config (fault injected by the test)")
-        real_reload(kind=kind, directory=directory)
+        real_reload(kind=kind, transport=transport)
 
     pipeline.reload_proxy = reload_proxy
 
