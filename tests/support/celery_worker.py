@@ -134,8 +134,13 @@ def _use_broker(url: str) -> dict:
     """Publish to ``url`` from this process (not eagerly); returns what to restore."""
     saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager")}
     app.conf.update(broker_url=url, task_always_eager=False)
-    app._pool = None  # connections made for another broker URL (as Celery does after a fork)
+    # Forget what was made for the previous configuration, as Celery does after a fork: connections
+    # to another broker URL, and the result backend cached when a task was sent (tests/test_celery.py
+    # configures one and must not find the disabled one cached).
+    app._pool = None
     app.amqp._producer_pool = None
+    app._backend_cache = None
+    vars(app._local).pop("backend", None)
     return saved
 
 
