@@ -95,6 +95,7 @@ class Sampler(threading.Thread):
         answers = Counter(self.answers)
         wanted = {(200, str(d.pk), PolicySnapshot.objects.get(deployments=d).sha256) for d in deployments}
         unexpected = {answer: n for answer, n in answers.items() if answer not in wanted}
+        print(f"{self.stage.gateway.kind} answered {dict(answers)}")  # the figures, also on success (pytest -s)
         assert answers and not unexpected, f"{len(self.answers)} answers: {dict(answers)}; wanted only {wanted}"
 
 
@@ -380,8 +381,8 @@ def test_two_deploys_requested_at_once_run_as_one(stage, start_celery_worker):
     created = AuditEvent.objects.get(action="deployment.create", object_id=str(deployment.pk)).after["snapshot_id"]
     joined = newest if created == stage.next_snapshot.pk else stage.next_snapshot
 
-    start_celery_worker()
     with _sampling(stage) as sampler:
+        start_celery_worker()
         _finished(deployment)
 
     sampler.assert_served_only(stage.first, deployment)

@@ -1,7 +1,7 @@
 """Real Celery workers for the tests: ``celery -A policyhub worker`` subprocesses on the pytest-redis
 server and the suite's PostgreSQL test database (a pytest plugin, registered in tests/conftest.py).
 
-A test that uses ``celery_worker`` (or ``start_celery_worker``) gets committed data
+A test that uses ``start_celery_worker`` gets committed data
 (``transactional_db``: the worker has its own connections) and a test process that publishes to the
 same Redis instead of running tasks eagerly (``celery_broker``). Each worker is a prefork pool of
 one process, started with ``tests.support.worker_settings`` and, on request, the faults of
@@ -134,8 +134,13 @@ def _use_broker(url: str) -> dict:
     """Publish to ``url`` from this process (not eagerly); returns what to restore."""
     saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager")}
     app.conf.update(broker_url=url, task_always_eager=False)
-    app._pool = None  # connections made for another broker URL (as Celery does after a fork)
+    # Forget what was made for the previous configuration, as Celery does after a fork: connections
+    # to another broker URL, and the result backend cached when a task was sent (tests/test_celery.py
+    # configures one and must not find the disabled one cached).
+    app._pool = None
     app.amqp._producer_pool = None
+    app._backend_cache = None
+    vars(app._local).pop("backend", None)
     return saved
 
 
@@ -168,11 +173,6 @@ def start_celery_worker(request, transactional_db, celery_broker, tmp_path) -> I
     for worker in workers:  # a test ends with no task running; a clean shutdown would only cost seconds
         if worker.process.poll() is None:
             worker.kill()
-
-
-@pytest.fixture
-def celery_worker(start_celery_worker) -> CeleryWorker:
-    return start_celery_worker()
 
 
 @pytest.hookimpl(wrapper=True)
