@@ -30,7 +30,6 @@ from apps.credentials.services import assertion_root_reveal
 from apps.gateways import pipeline
 from apps.gateways.choices import DeploymentState, DeploymentTrigger
 from apps.gateways.models import Deployment
-from apps.gateways.rendered import RenderedConfig, RenderedFile
 from apps.gateways.services import (
     DeploymentBusy,
     deploy_all,
@@ -46,6 +45,7 @@ from apps.policies.choices import AuthMode, GatewayKind
 from apps.policies.models import Gateway
 from tests.factories import IdentityFactory
 from tests.support.deploy import ACTOR, HOST, Stage, public_route
+from tests.support.worker_faults import refused_by_the_proxy
 
 pytestmark = pytest.mark.slow
 STEP_NAMES = ["render", "validate", "prove", "push", "reload", "probe"]
@@ -97,15 +97,7 @@ def test_a_deploy_goes_live_on_the_running_proxy(stage):
 
 
 def test_a_config_that_fails_validation_is_never_pushed(stage, monkeypatch):
-    real_render = pipeline.render
-
-    def broken_render(kind, request):
-        rendered = real_render(kind, request)
-        files = dict(rendered.files)
-        files[rendered.main] = RenderedFile(rendered.files[rendered.main].content + b"\nthis is { not a config\n")
-        return RenderedConfig(kind=rendered.kind, main=rendered.main, files=files, lua_modules=rendered.lua_modules)
-
-    monkeypatch.setattr(pipeline, "render", broken_render)
+    monkeypatch.setattr(pipeline, "render", refused_by_the_proxy(pipeline.render))
     deployment = _deploy(stage)
 
     assert deployment.state == DeploymentState.FAILED

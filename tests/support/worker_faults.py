@@ -14,19 +14,23 @@ import os
 FAULTS_VARIABLE = "POLICYHUB_WORKER_FAULTS"
 
 
-def _invalid_render() -> None:
-    from apps.gateways import pipeline
+def refused_by_the_proxy(render):
+    """``render`` wrapped so the main config it renders gets a line the proxy refuses."""
     from apps.gateways.rendered import RenderedConfig, RenderedFile
 
-    real_render = pipeline.render
-
-    def render(kind, request):
-        rendered = real_render(kind, request)
+    def broken_render(kind, request):
+        rendered = render(kind, request)
         files = dict(rendered.files)
         files[rendered.main] = RenderedFile(rendered.files[rendered.main].content + b"\nthis is { not a config\n")
         return RenderedConfig(kind=rendered.kind, main=rendered.main, files=files, lua_modules=rendered.lua_modules)
 
-    pipeline.render = render
+    return broken_render
+
+
+def _invalid_render() -> None:
+    from apps.gateways import pipeline
+
+    pipeline.render = refused_by_the_proxy(pipeline.render)
 
 
 def _reload_refused() -> None:
