@@ -1,5 +1,5 @@
 """Suite-wide fixtures: the throwaway PostgreSQL every database test runs on (and, from the plugin,
-real Celery workers)."""
+real Celery workers), and an identity the token tests share."""
 
 import pytest
 
@@ -23,3 +23,22 @@ def django_db_modify_db_settings(postgres_server):
     from django.conf import settings
 
     settings.DATABASES["default"].update(HOST=postgres_server.host, PORT=str(postgres_server.port))
+
+
+@pytest.fixture
+def airflow_admin():
+    """okta:00u1abc, with the roles airflow-admin and viewer through a group."""
+    # imported here: the root conftest loads before Django is set up
+    from apps.core.actors import Actor
+    from apps.policies import services as policy_services
+    from tests.factories import GroupFactory, IdentityFactory, IdentitySourceFactory, RoleFactory
+
+    source = IdentitySourceFactory(slug="okta")
+    identity = IdentityFactory(source=source, external_id="00u1abc", username="alice@example.test")
+    group = GroupFactory(source=source, name="platform-admins")
+    identity.groups.add(group)
+    for slug in ("airflow-admin", "viewer"):
+        policy_services.role_mapping_create(
+            actor=Actor.system("test"), role=RoleFactory(slug=slug), match_kind="group", group=group
+        )
+    return identity

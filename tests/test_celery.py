@@ -1,7 +1,6 @@
 """The Celery app is wired to the broker from settings: a task travels through a real Redis."""
 
 import pytest
-from celery.app.backends import by_url
 from celery.contrib.testing.worker import start_worker
 
 from apps.audit.services import audit_record
@@ -9,6 +8,7 @@ from apps.audit.tasks import audit_chain_verify_task
 from apps.core.actors import Actor
 from apps.gateways.tasks import deployments_sweep_task
 from policyhub.celery import app
+from tests.support.celery_worker import celery_reconfigured
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -16,12 +16,11 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 @pytest.fixture
 def redis_backed_app(redis_proc):
     url = f"redis://{redis_proc.host}:{redis_proc.port}/0"
-    saved = {key: app.conf[key] for key in ("broker_url", "result_backend", "task_always_eager")}
-    app.conf.update(broker_url=url, result_backend=url, task_always_eager=False)
+    saved = celery_reconfigured(broker_url=url, result_backend=url, task_always_eager=False)
     try:
         yield app
     finally:
-        app.conf.update(saved)
+        celery_reconfigured(**saved)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -29,11 +28,7 @@ def test_a_task_runs_on_a_worker_through_redis(redis_backed_app):
     for step in range(3):
         audit_record(actor=Actor.system("test"), action=f"test.step{step}")
     with start_worker(redis_backed_app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-        sent = audit_chain_verify_task.delay()
-        # A backend made from the conf just set: the app caches its backend per thread, and an
-        # earlier test's .delay() may have cached the disabled one of the suite's settings.
-        backend_class, url = by_url(redis_backed_app.conf.result_backend, redis_backed_app.loader)
-        result = redis_backed_app.AsyncResult(sent.id, backend=backend_class(app=redis_backed_app, url=url))
+        result = audit_chain_verify_task.delay()
         assert result.get(timeout=30) == {"intact": True, "checked": 3, "first_broken_id": None}
 
 

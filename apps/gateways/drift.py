@@ -12,10 +12,9 @@ from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.core.actors import Actor
-from apps.gateways.choices import DeploymentState
 from apps.gateways.models import Deployment, GatewayDrift
 from apps.gateways.probe import ProbeTarget, well_known_answer
-from apps.gateways.selectors import deployable_gateways, tls_certificates
+from apps.gateways.selectors import deployable_gateways, deployment_live, gateway_serves_tls
 from apps.gateways.transports import Transport, TransportError, transport_for
 from apps.policies.models import Gateway
 
@@ -39,7 +38,7 @@ def _release_findings(transport: Transport, deployment: Deployment) -> list[str]
 
 
 def _proxy_findings(gateway: Gateway, deployment: Deployment, host: str) -> list[str]:
-    tls = bool(tls_certificates(gateway=gateway))
+    tls = gateway_serves_tls(gateway=gateway)
     target = ProbeTarget.for_listen_address(gateway.listen_address, tls=tls, gateway_host=host)
     try:
         status, answered = well_known_answer(target)
@@ -57,12 +56,7 @@ def _proxy_findings(gateway: Gateway, deployment: Deployment, host: str) -> list
 
 def gateway_drift_check(*, gateway: Gateway, actor: Actor) -> GatewayDrift:
     """Compare the gateway with its last live deployment, store the verdict, audit a changed one."""
-    deployment = (
-        Deployment.objects.filter(gateway=gateway, state=DeploymentState.LIVE)
-        .select_related("snapshot")
-        .order_by("-finished_at", "-id")
-        .first()
-    )
+    deployment = deployment_live(gateway=gateway)
     findings = []
     if deployment is not None:
         transport = transport_for(gateway)

@@ -7,11 +7,9 @@ exactly the status ``decide()`` gives. Only refusals are sent, so a sample reque
 real upstream, and every probe token is for a synthetic subject that holds no role.
 """
 
-import http.client
 import json
 import secrets
 import socket
-import ssl
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 
@@ -21,7 +19,7 @@ from django.utils import timezone
 from apps.credentials.mint import MIN_TTL, TokenSigner
 from apps.credentials.selectors import signing_keys_accepted
 from apps.gateways.outcomes import expected_status
-from apps.gateways.probe import ProbeTarget
+from apps.gateways.probe import ProbeTarget, gateway_connection
 from apps.gateways.proof_cases import TOKEN_VARIANTS, ProbeCase, gateway_wide_cases, probe_cases
 from apps.gateways.verify import Mismatch, probe_token
 from apps.policies.decide import decide
@@ -71,14 +69,7 @@ def _status(target: ProbeTarget, case: ProbeCase, token: str | None, timeout: fl
     headers = {"Host": case.host}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    if target.tls:
-        # Like the probe: the sample checks the policy the gateway enforces, not its certificate.
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        connection = http.client.HTTPSConnection(target.host, target.port, timeout=timeout, context=context)
-    else:
-        connection = http.client.HTTPConnection(target.host, target.port, timeout=timeout)
+    connection = gateway_connection(target, timeout=timeout)
     try:
         connection.request(case.method, case.path, headers=headers)
         response = connection.getresponse()

@@ -28,7 +28,7 @@ from apps.gateways.proof import gateway_prove
 from apps.gateways.reload import reload_proxy
 from apps.gateways.rendered import RenderedConfig
 from apps.gateways.renderers import render
-from apps.gateways.selectors import render_request_for, tls_certificates
+from apps.gateways.selectors import gateway_serves_tls, render_request_for
 from apps.gateways.transports import Transport, transport_for
 from apps.gateways.validate import validate
 
@@ -245,7 +245,7 @@ def _steps_to_run(run: _Run) -> tuple:
         return STEPS
     run.flipped = True
     run.previous_release = deployment.previous.release if deployment.previous else None
-    run.tls = bool(tls_certificates(gateway=deployment.gateway))
+    run.tls = gateway_serves_tls(gateway=deployment.gateway)
     _record(run, message=("warning", f"resuming an interrupted deployment (was {deployment.state}) after its flip"))
     return STEPS[[name for name, _state, _step in STEPS].index("reload") :]
 

@@ -36,16 +36,24 @@ class ProbeTarget:
         return cls(host, int(port), tls)
 
 
+def unverified_tls_context() -> ssl.SSLContext:
+    """TLS without checking the gateway's certificate: probes and proofs check which config and
+    which policy a gateway runs, not its PKI."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def gateway_connection(target: ProbeTarget, *, timeout: float) -> http.client.HTTPConnection:
+    if target.tls:
+        return http.client.HTTPSConnection(target.host, target.port, timeout=timeout, context=unverified_tls_context())
+    return http.client.HTTPConnection(target.host, target.port, timeout=timeout)
+
+
 def well_known_answer(target: ProbeTarget) -> tuple[int, object]:
     """(status, the decoded JSON or the start of the body) of the gateway's well-known endpoint."""
-    if target.tls:
-        # The probe identifies the running config, not the PKI: the gateway's certificate is not checked.
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        connection = http.client.HTTPSConnection(target.host, target.port, timeout=2, context=context)
-    else:
-        connection = http.client.HTTPConnection(target.host, target.port, timeout=2)
+    connection = gateway_connection(target, timeout=2)
     try:
         connection.request("GET", WELL_KNOWN_PATH, headers={"Host": "policyhub-probe.invalid"})
         response = connection.getresponse()

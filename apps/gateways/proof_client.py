@@ -10,8 +10,9 @@ checks; a connection the proxy closes (after a refusal, say) is simply opened ag
 
 import http.client
 import socket
-import ssl
 import threading
+
+from apps.gateways.probe import unverified_tls_context
 
 TIMEOUT_SECONDS = 10
 # Linux: bind() picks the address only, connect() the port (so a bound client port is no scarcer
@@ -61,11 +62,13 @@ class ProofClient:
     def _connect(self, client_ip: str) -> http.client.HTTPConnection:
         if not self.tls:
             return _HTTP("127.0.0.1", self.port, timeout=TIMEOUT_SECONDS, source_address=(client_ip, 0))
-        # The proof checks the policy, not the PKI: the gateway's certificate is not verified here.
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return _HTTPS("127.0.0.1", self.port, timeout=TIMEOUT_SECONDS, source_address=(client_ip, 0), context=context)
+        return _HTTPS(
+            "127.0.0.1",
+            self.port,
+            timeout=TIMEOUT_SECONDS,
+            source_address=(client_ip, 0),
+            context=unverified_tls_context(),
+        )
 
     def send(self, client_ip: str, method: str, target: str, headers: dict[str, str]) -> tuple[int, bytes]:
         """(status, body) of one request from ``client_ip``."""

@@ -68,6 +68,11 @@ def render_request_for(
     )
 
 
+def gateway_serves_tls(*, gateway: Gateway) -> bool:
+    """Whether the gateway's config terminates TLS (it has an unexpired certificate)."""
+    return gateway_certificates(gateway=gateway, now=timezone.now()).exists()
+
+
 def tls_certificates(*, gateway: Gateway) -> tuple[TlsCertificate, ...]:
     return tuple(
         TlsCertificate(chain_pem=certificate.chain_pem, private_key=certificate.private_key)
@@ -80,11 +85,16 @@ def deployable_gateways() -> QuerySet[Gateway]:
     return Gateway.objects.exclude(deploy_directory="").order_by("name")
 
 
+def deployment_live(*, gateway: Gateway) -> Deployment | None:
+    """The gateway's most recent deployment that went live: what it should be running."""
+    live = Deployment.objects.filter(gateway=gateway, state=DeploymentState.LIVE).select_related("snapshot")
+    return live.order_by("-finished_at", "-id").first()
+
+
 def gateways_due_for_key_renewal(*, now: datetime) -> list[Gateway]:
     """Deployable gateways whose live release holds a key that must move: one retired, one that
     signs (or will) near the end of its life, one that stopped signing long ago, or a purpose with
-    no active key. The
-    deploy that renews them is what rotates keys (shared/DESIGN.md).
+    no active key. The deploy that renews them is what rotates keys (shared/DESIGN.md).
 
     A key leaves the proxies only with a deploy, and every deploy rotates, so each deploy leaves a
     retiring key behind. Removing those as soon as their overlap passes would redeploy every idle
@@ -93,11 +103,11 @@ def gateways_due_for_key_renewal(*, now: datetime) -> list[Gateway]:
     stale = timedelta(hours=settings.POLICYHUB_KEY_RETIRE_AFTER_HOURS)
     due = []
     for gateway in deployable_gateways():
-        live = Deployment.objects.filter(gateway=gateway, state=DeploymentState.LIVE).order_by("-finished_at").first()
+        live = deployment_live(gateway=gateway)
         if live is None:
             continue  # never deployed: its first deploy will make and publish keys
         trusted = {kid for kids in live.accepted_kids.values() for kid in kids}
-        keys = SigningKey.objects.filter(gateway=gateway, kid__in=trusted)
+        keys = list(SigningKey.objects.filter(gateway=gateway, kid__in=trusted))
         overdue = any(
             (key.state in (KeyState.NEXT, KeyState.ACTIVE) and key.not_after <= now + margin)
             or (
@@ -107,7 +117,7 @@ def gateways_due_for_key_renewal(*, now: datetime) -> list[Gateway]:
             or key.state == KeyState.RETIRED
             for key in keys
         )
-        signing = set(keys.filter(state=KeyState.ACTIVE).values_list("purpose", flat=True))
+        signing = {key.purpose for key in keys if key.state == KeyState.ACTIVE}
         if overdue or signing != {purpose for purpose, kids in live.accepted_kids.items() if kids}:
             due.append(gateway)
     return due

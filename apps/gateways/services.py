@@ -24,7 +24,7 @@ from apps.credentials.services import signing_keys_retire
 from apps.gateways.choices import FINAL_STATES, DeploymentState, DeploymentTrigger
 from apps.gateways.models import Deployment, SshTarget
 from apps.gateways.pipeline import StepListener, deployment_pipeline_run, message_entry
-from apps.gateways.selectors import deployable_gateways, gateways_due_for_key_renewal
+from apps.gateways.selectors import deployable_gateways, deployment_live, gateways_due_for_key_renewal
 from apps.policies.models import Gateway, PolicySnapshot
 from apps.policies.selectors import snapshot_newest
 
@@ -74,7 +74,7 @@ def _deployment_create(*, gateway: Gateway, actor: Actor, trigger: str, snapshot
         snapshot = snapshot_newest()
         if snapshot is None:
             raise ValidationError("There is no policy snapshot to deploy yet; build one first.", code="no_snapshot")
-    previous = Deployment.objects.filter(gateway=gateway, state=DeploymentState.LIVE).order_by("-finished_at").first()
+    previous = deployment_live(gateway=gateway)
     return model_create(
         model=Deployment,
         actor=actor,
@@ -181,7 +181,7 @@ def gateway_keys_rotate(
     """Rotate now, by deploying the live snapshot again: the 'next' keys are published, proven
     live, then sign. ``retire_now`` (a key is compromised): the keys that stopped signing are retired
     at once and a second deploy takes them off the proxy, refusing every token they signed."""
-    live = Deployment.objects.filter(gateway=gateway, state=DeploymentState.LIVE).order_by("-finished_at").first()
+    live = deployment_live(gateway=gateway)
     snapshot = live.snapshot if live else None
     deployments = [deploy_gateway(gateway=gateway, actor=actor, trigger=trigger, snapshot=snapshot, listener=listener)]
     deployments[0].refresh_from_db()

@@ -8,8 +8,7 @@ from rest_framework.test import APIClient
 from apps.api.services import service_token_create
 from apps.core.actors import Actor
 from apps.credentials.services import signing_key_activate, signing_key_generate
-from apps.policies import services as policy_services
-from tests.factories import GatewayFactory, GroupFactory, IdentityFactory, IdentitySourceFactory, RoleFactory
+from tests.factories import GatewayFactory
 
 ACTOR = Actor.system("test")
 
@@ -17,18 +16,6 @@ ACTOR = Actor.system("test")
 @pytest.fixture
 def api():
     return APIClient()
-
-
-@pytest.fixture
-def airflow_admin():
-    """okta:00u1abc, with the roles airflow-admin and viewer through a group."""
-    source = IdentitySourceFactory(slug="okta")
-    identity = IdentityFactory(source=source, external_id="00u1abc", username="alice@example.test")
-    group = GroupFactory(source=source, name="platform-admins")
-    identity.groups.add(group)
-    for slug in ("airflow-admin", "viewer"):
-        policy_services.role_mapping_create(actor=ACTOR, role=RoleFactory(slug=slug), match_kind="group", group=group)
-    return identity
 
 
 def gateway_with_active_key(name: str, **fields):

@@ -14,8 +14,7 @@ from apps.credentials.mint import TokenRefused, TokenSigner, mint_edge_token, si
 from apps.credentials.models import SigningKey
 from apps.credentials.selectors import signing_key_for_minting, signing_keys_accepted
 from apps.credentials.services import signing_key_activate, signing_key_generate
-from apps.policies import services as policy_services
-from tests.factories import GatewayFactory, GroupFactory, IdentityFactory, IdentitySourceFactory, RoleFactory
+from tests.factories import GatewayFactory
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("test")
@@ -29,17 +28,6 @@ def haproxy_gateway():
 @pytest.fixture
 def active_key(haproxy_gateway):
     return signing_key_activate(key=signing_key_generate(gateway=haproxy_gateway, actor=ACTOR), actor=ACTOR)
-
-
-@pytest.fixture
-def airflow_admin():
-    source = IdentitySourceFactory(slug="okta")
-    identity = IdentityFactory(source=source, external_id="00u1abc", username="alice@example.test")
-    group = GroupFactory(source=source, name="platform-admins")
-    identity.groups.add(group)
-    for slug in ("airflow-admin", "viewer"):
-        policy_services.role_mapping_create(actor=ACTOR, role=RoleFactory(slug=slug), match_kind="group", group=group)
-    return identity
 
 
 def _decode(token: str, key: SigningKey, audience: str):

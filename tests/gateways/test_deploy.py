@@ -423,8 +423,7 @@ def test_the_task_runs_a_deployment_by_primary_key_once(tmp_path):
     done = Deployment.objects.create(
         gateway=gateway, snapshot=snapshot, trigger=DeploymentTrigger.API, actor=str(ACTOR), state=DeploymentState.LIVE
     )
-    # Called in-process: .delay() in eager mode would cache Celery's disabled result backend for
-    # the thread, which tests/test_celery.py then trips over.
+    # Called in-process, as a worker calls it.
     assert deployment_run_task(done.pk) == DeploymentState.LIVE
     assert deployment_run_task.acks_late is True
 

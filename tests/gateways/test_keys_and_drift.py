@@ -91,8 +91,7 @@ def test_the_renewal_task_queues_a_scheduled_deploy_of_each_due_gateway(stage, d
     SigningKey.objects.filter(gateway=stage.gateway, state=KeyState.ACTIVE).update(
         not_after=timezone.now() + timedelta(days=1)
     )
-    # The callbacks are not run: .delay() in eager mode would cache Celery's disabled result backend
-    # for the thread, which tests/test_celery.py then trips over. The task's own work is run instead.
+    # The enqueued task is not sent: its work, deployment_run, is run here as a worker would.
     with django_capture_on_commit_callbacks() as enqueued:
         assert gateways_keys_renew_task() == 1
 

@@ -130,13 +130,14 @@ def start_worker(*, broker_url: str, directory: Path, faults: tuple[str, ...] = 
     return worker
 
 
-def _use_broker(url: str) -> dict:
-    """Publish to ``url`` from this process (not eagerly); returns what to restore."""
-    saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager")}
-    app.conf.update(broker_url=url, task_always_eager=False)
+def celery_reconfigured(**conf) -> dict:
+    """Apply ``conf`` to the Celery app in this process; returns what to restore (through this
+    function again)."""
+    saved = {key: app.conf[key] for key in conf}
+    app.conf.update(conf)
     # Forget what was made for the previous configuration, as Celery does after a fork: connections
-    # to another broker URL, and the result backend cached when a task was sent (tests/test_celery.py
-    # configures one and must not find the disabled one cached).
+    # to another broker URL, and the result backend cached per thread when a task was sent (eagerly
+    # or not: a later test that configures a backend must not find the disabled one cached).
     app._pool = None
     app.amqp._producer_pool = None
     app._backend_cache = None
@@ -149,12 +150,11 @@ def celery_broker(redis_proc) -> Iterator[str]:
     """This process publishes tasks to the test Redis, emptied first; returns its URL."""
     url = f"redis://{redis_proc.host}:{redis_proc.port}/0"
     redis.Redis(host=redis_proc.host, port=redis_proc.port, db=0).flushdb()
-    saved = _use_broker(url)
+    saved = celery_reconfigured(broker_url=url, task_always_eager=False)
     try:
         yield url
     finally:
-        _use_broker(saved["broker_url"])
-        app.conf.update(saved)
+        celery_reconfigured(**saved)
 
 
 @pytest.fixture
