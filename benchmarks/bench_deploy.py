@@ -12,11 +12,16 @@ with the production settings module and throwaway secrets (``bench_policy.config
    the proxy started on it as README "Deploying" asks (``tests.support.deploy``: HAProxy master-worker
    with its master socket, lighttpd ``-D`` with its pid file), on a loopback port.
 3. Measured: 5 deploys per proxy, one after another, each ``services.deploy_gateway`` in this
-   process (what ``manage.py deploy`` runs; a Celery worker runs the same call). "request to live"
-   is the wall time from the call until the probe saw the proxy answer the new deployment id;
-   "request to row live" adds what follows the probe (key rotation, the row's final write). Every
-   deploy rotates the keys, so each one renders a new config with one more key. The step figures
-   are medians of the seconds each row records per step.
+   process (what ``manage.py deploy`` runs; a Celery worker runs the same call). Before each (not
+   timed) an admin's everyday edit: one route's main rule gets another rate limit, and a snapshot
+   is built. The proof is differential (``apps/gateways/proof_scope.py``): that route's host, the
+   routes as they were, and the default sample. "request to live" is the wall time from the call
+   until the probe saw the proxy answer the new deployment id; "request to row live" adds what
+   follows the probe (key rotation, the row's final write). Every deploy rotates the keys, so each
+   one renders a new config with one more key. The step figures are medians of the seconds each
+   row records per step.
+4. For comparison, one more deploy with ``full_proof`` (what ``deploy --full-proof`` and the nightly
+   full proof send): its request to live and its proof's request count.
 
 Target: median request to live < 2 s per proxy. Exit status 1 on a miss (everything is still printed).
 
@@ -85,7 +90,21 @@ def create_gateway(kind: str, directory: Path, routes: int, rng: random.Random, 
     return gateway
 
 
-def deploy_once(gateway, snapshot) -> tuple[float, float, object]:
+def edit_one_route(gateway, rng: random.Random):
+    """An everyday policy edit (another rate limit on one route's rule: one with an identity to
+    count), and the snapshot it makes."""
+    from apps.core.actors import Actor
+    from apps.policies.choices import AuthMode
+    from apps.policies.models import AccessRule
+    from apps.policies.services import snapshot_build
+
+    limitable = AccessRule.objects.filter(route__gateway=gateway).exclude(auth_mode=AuthMode.PUBLIC).order_by("pk")
+    rule = rng.choice(list(limitable))
+    AccessRule.objects.filter(pk=rule.pk).update(rate_limit_per_minute=(rule.rate_limit_per_minute or 0) + 60)
+    return snapshot_build(actor=Actor.system("bench"))
+
+
+def deploy_once(gateway, snapshot, *, full_proof: bool = False) -> tuple[float, float, object]:
     """(seconds to live, seconds to the row's final write, the deployment)."""
     from apps.core.actors import Actor
     from apps.gateways.choices import DeploymentTrigger
@@ -94,11 +113,17 @@ def deploy_once(gateway, snapshot) -> tuple[float, float, object]:
     started_at = time.time()
     started = time.perf_counter()
     deployment = deploy_gateway(
-        gateway=gateway, actor=Actor.system("bench"), trigger=DeploymentTrigger.CLI, snapshot=snapshot
+        gateway=gateway,
+        actor=Actor.system("bench"),
+        trigger=DeploymentTrigger.CLI,
+        snapshot=snapshot,
+        full_proof=full_proof,
     )
     to_row = time.perf_counter() - started
     deployment.refresh_from_db()
-    probe = next(step for step in deployment.steps if step["step"] == "probe")
+    probe = next((step for step in deployment.steps if step["step"] == "probe"), None)
+    if probe is None:  # it failed before: the caller reports it
+        return float("inf"), to_row, deployment
     probed_at = datetime.fromisoformat(probe["started_at"]).timestamp() + probe["seconds"]  # the probe saw it live
     return probed_at - started_at, to_row, deployment
 
@@ -107,31 +132,37 @@ def _seconds(deployment, step: str) -> float:
     return next(entry["seconds"] for entry in deployment.steps if entry["step"] == step)
 
 
-def measure_kind(kind: str, gateway, snapshot, runs: int) -> list[Row]:
+def measure_kind(kind: str, gateway, runs: int, rng: random.Random) -> list[Row]:
     results = []
     for run in range(1, runs + 1):
-        to_live, to_row, deployment = deploy_once(gateway, snapshot)
+        to_live, to_row, deployment = deploy_once(gateway, edit_one_route(gateway, rng))
         steps = "  ".join(f"{step['step']} {step['seconds']:.2f}" for step in deployment.steps)
-        print(f"  {kind} deploy {run}: {deployment.state}, {to_live:.2f} s to live ({steps})", flush=True)
+        probe = next((m["text"] for m in deployment.messages if "live sample" in m["text"]), "")
+        print(f"  {kind} deploy {run}: {deployment.state}, {to_live:.2f} s to live ({steps}) {probe}", flush=True)
         if deployment.state != "live":
-            print(f"    {deployment.messages[-1]['text']}")
+            print(f"    {deployment.messages[-1]['text'][:2000]}")
         results.append((to_live, to_row, deployment))
     live = [to_live for to_live, _, deployment in results if deployment.state == "live"]
     median = statistics.median(live) if len(live) == runs else float("inf")
-    messages = [message["text"] for _, _, deployment in results for message in deployment.messages]
-    proof = next((text for text in messages if text.startswith("proof passed")), "-")
+    requests = statistics.median(deployment.proof.get("requests", 0) for _, _, deployment in results)
+    scopes = [deployment.proof.get("scope", "-") for _, _, deployment in results]
     rows = [
         Row(f"{kind}: request to live (median of {runs})", f"{median:.2f} s", f"< {TARGET_SECONDS:g} s",
             median < TARGET_SECONDS),
         Row(f"  {kind}: runs", ", ".join(f"{seconds:.2f}" for seconds in sorted(live)) + " s"),
         Row(f"  {kind}: request to row live (median)", f"{statistics.median(r for _, r, _ in results):.2f} s"),
-        Row(f"  {kind}: the proof", proof.removeprefix("proof passed: ")),
+        Row(f"  {kind}: the proof (median)", f"{requests:,.0f} requests"),
+        Row(f"  {kind}: the proof, last deploy", scopes[-1]),
         Row(f"  {kind}: request to live but the proof (median)",
             f"{statistics.median(to_live - _seconds(d, 'prove') for to_live, _, d in results):.2f} s"),
     ]  # fmt: skip
     for name in STEPS:
         seconds = [step["seconds"] for _, _, d in results for step in d.steps if step["step"] == name]
         rows.append(Row(f"  {kind}: step {name} (median)", f"{statistics.median(seconds):.3f} s" if seconds else "-"))
+    to_live, _, everything = deploy_once(gateway, edit_one_route(gateway, rng), full_proof=True)
+    print(f"  {kind} deploy with the full proof: {everything.state}, {to_live:.2f} s to live", flush=True)
+    rows.append(Row(f"  {kind}: with the full proof, request to live", f"{to_live:.2f} s"))
+    rows.append(Row(f"  {kind}: the full proof", f"{everything.proof.get('requests', 0):,} requests"))
     return rows
 
 
@@ -162,7 +193,7 @@ def run(args: argparse.Namespace, server) -> int:
                 target = ProbeTarget.for_listen_address(gateway.listen_address, tls=False)
                 probe_until(target, deployment_id=str(first.pk), snapshot=snapshot.sha256)
             for kind, gateway in gateways.items():
-                rows += measure_kind(kind, gateway, snapshot, args.runs)
+                rows += measure_kind(kind, gateway, args.runs, rng)
         finally:
             connections.close_all()
     print()

@@ -30,6 +30,12 @@ app.conf.beat_schedule = {
         "task": "apps.gateways.tasks.gateways_keys_renew_task",
         "schedule": crontab(minute="7-59/15"),
     },
+    # Deploys prove what changed since the live release (and a sample); every night each gateway's
+    # live snapshot is proven in full. A failure is logged and makes the next deploy prove everything.
+    "gateways-full-proof": {
+        "task": "apps.gateways.tasks.gateways_live_prove_task",
+        "schedule": crontab(hour="2", minute="41"),
+    },
     # Hand workers the deployments nobody works on: requested while the broker was unreachable, or
     # interrupted by a worker's death. A sweep not run within its minute is dropped: the next one comes.
     "deployments-sweep": {

@@ -164,6 +164,9 @@ POLICYHUB_KEY_RENEW_BEFORE_DAYS = env.int("POLICYHUB_KEY_RENEW_BEFORE_DAYS", def
 # ... and once a key that stopped signing has been trusted this long (at least its overlap).
 POLICYHUB_KEY_RETIRE_AFTER_HOURS = env.int("POLICYHUB_KEY_RETIRE_AFTER_HOURS", default=24)
 # Signed links (apps/credentials/links.py): time-limited artifact URLs for routes with signed_links.
+# Routes of a gateway a differential deploy proof re-proves besides those its change touches
+# (apps/gateways/proof_scope.py); 0 proves only the change.
+POLICYHUB_PROOF_SAMPLE_ROUTES = env.int("POLICYHUB_PROOF_SAMPLE_ROUTES", default=8)
 POLICYHUB_SIGNED_LINK_TTL_SECONDS = env.int("POLICYHUB_SIGNED_LINK_TTL_SECONDS", default=3600)
 POLICYHUB_SIGNED_LINK_MAX_TTL_SECONDS = env.int("POLICYHUB_SIGNED_LINK_MAX_TTL_SECONDS", default=86400)
 

@@ -6,7 +6,7 @@ from celery.contrib.testing.worker import start_worker
 from apps.audit.services import audit_record
 from apps.audit.tasks import audit_chain_verify_task
 from apps.core.actors import Actor
-from apps.gateways.tasks import deployments_sweep_task
+from apps.gateways.tasks import deployments_sweep_task, gateways_live_prove_task
 from policyhub.celery import app
 from tests.support.celery_worker import celery_reconfigured
 
@@ -36,6 +36,12 @@ def test_the_beat_schedule_verifies_the_audit_chain_nightly():
     entry = app.conf.beat_schedule["audit-chain-verify"]
     assert entry["task"] == audit_chain_verify_task.name
     assert entry["schedule"].hour == {3} and entry["schedule"].minute == {17}
+
+
+def test_the_beat_schedule_proves_every_live_gateway_in_full_nightly():
+    entry = app.conf.beat_schedule["gateways-full-proof"]
+    assert entry["task"] == gateways_live_prove_task.name
+    assert entry["schedule"].hour == {2} and entry["schedule"].minute == {41}
 
 
 def test_the_beat_schedule_sweeps_deployments_every_minute():

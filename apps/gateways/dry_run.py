@@ -23,7 +23,7 @@ from apps.gateways.models import Deployment
 from apps.gateways.proof import gateway_prove
 from apps.gateways.rendered import RenderedConfig
 from apps.gateways.renderers import render
-from apps.gateways.selectors import render_request_for
+from apps.gateways.selectors import deployment_live, render_request_for
 from apps.gateways.transports import Transport, transport_for
 from apps.gateways.validate import ValidationResult, validate
 from apps.gateways.verify import ProofResult
@@ -134,7 +134,11 @@ def _changes(
     return tuple(changes)
 
 
-def deployment_dry_run(*, gateway: Gateway, actor: Actor, snapshot: PolicySnapshot | None = None) -> DryRun:
+def deployment_dry_run(
+    *, gateway: Gateway, actor: Actor, snapshot: PolicySnapshot | None = None, full_proof: bool = False
+) -> DryRun:
+    """What deploying ``snapshot`` (default: the newest) to ``gateway`` would change, validated on the
+    target and proven as the deploy would prove it (``full_proof``: every class)."""
     snapshot = snapshot or snapshot_newest()
     if snapshot is None:
         raise ValidationError("There is no policy snapshot to deploy yet; build one first.", code="no_snapshot")
@@ -156,7 +160,12 @@ def deployment_dry_run(*, gateway: Gateway, actor: Actor, snapshot: PolicySnapsh
     finally:
         transport.close()
     changes = _changes(rendered, live, _vouched_hashes(gateway, live_release), _redactions(gateway), roots)
-    proof = gateway_prove(gateway=gateway, snapshot=snapshot, actor=actor) if validation.ok else None
+    baseline = None if full_proof else deployment_live(gateway=gateway)
+    proof = (
+        gateway_prove(gateway=gateway, snapshot=snapshot, actor=actor, baseline=baseline, seed=scratch)
+        if validation.ok
+        else None
+    )
     return DryRun(
         gateway=gateway.name,
         snapshot=snapshot.sha256,

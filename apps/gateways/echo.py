@@ -47,7 +47,10 @@ class _EchoServer(ThreadingHTTPServer):
 def echo_upstream() -> Iterator[str]:
     """Serve on a free 127.0.0.1 port in a thread; yields ``http://127.0.0.1:<port>``."""
     server = _EchoServer(("127.0.0.1", 0), _EchoHandler)
-    thread = threading.Thread(target=server.serve_forever, name="policyhub-echo", daemon=True)
+    # shutdown() waits for the serving loop's next poll: 0.5 s by default, a quarter of a deploy's budget
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="policyhub-echo", daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

@@ -44,18 +44,21 @@ def _source_address(target: ProbeTarget) -> str:
         return probe.getsockname()[0]
 
 
-def _spread(cases: list[ProbeCase], size: int) -> list[ProbeCase]:
-    """``size`` cases evenly spread over the list, so every part of a large policy can be picked."""
-    if len(cases) <= size:
-        return cases
-    step = len(cases) / size
-    return [cases[int(index * step)] for index in range(size)]
+def _spread(items: list, size: int) -> list:
+    """``size`` items evenly spread over the list, so every part of a large policy can be picked."""
+    if len(items) <= size:
+        return items
+    step = len(items) / size
+    return [items[int(index * step)] for index in range(size)]
 
 
 def _sample_cases(content: dict, gateway: str, client_ip: str, size: int) -> list[ProbeCase]:
-    """Classes of the real (unmapped) policy, all sent from ``client_ip``, without signed links."""
-    scoped = {**content, "routes": [route for route in content["routes"] if route["gateway"] == gateway]}
-    networks = {cidr for route in scoped["routes"] for rule in route["rules"] for cidr in rule["allowed_cidrs"]}
+    """Classes of the real (unmapped) policy, all sent from ``client_ip``, without signed links:
+    those of ``size`` routes spread over the gateway's (every class of every route would be some
+    hundred thousand cases to pick a handful from)."""
+    routes = _spread([route for route in content["routes"] if route["gateway"] == gateway], size)
+    scoped = {**content, "routes": routes}
+    networks = {cidr for route in routes for rule in route["rules"] for cidr in rule["allowed_cidrs"]}
     candidates = probe_cases(scoped, {cidr: (cidr, client_ip) for cidr in networks}) + gateway_wide_cases(scoped)
     unique = {
         replace(case, client_ip=client_ip, roles=frozenset())

@@ -25,6 +25,11 @@ class Deployment(models.Model):
         blank=True,
         help_text="{key purpose: [kid, ...]}: the keys the release accepts (rotation reads it)",
     )
+    proof = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="{basis, scope, requests}: what the proof sent and rested on (a differential proof needs it)",
+    )
     previous = models.ForeignKey(
         "self",
         on_delete=models.PROTECT,

@@ -28,7 +28,7 @@ from apps.gateways.proof import gateway_prove
 from apps.gateways.reload import reload_proxy
 from apps.gateways.rendered import RenderedConfig
 from apps.gateways.renderers import render
-from apps.gateways.selectors import gateway_serves_tls, render_request_for
+from apps.gateways.selectors import deployment_live, gateway_serves_tls, render_request_for
 from apps.gateways.transports import Transport, transport_for
 from apps.gateways.validate import validate
 
@@ -48,6 +48,7 @@ class _Run:
     tls: bool = False
     flipped: bool = False  # ``current`` names this deployment's release
     previous_release: str | None = None
+    full_proof: bool = False  # prove every class even when the live release allows a differential proof
 
 
 def message_entry(level: str, text: str) -> dict:
@@ -102,11 +103,19 @@ def _validate(run: _Run) -> str:
 
 def _prove(run: _Run) -> str:
     deployment = run.deployment
-    result = gateway_prove(gateway=deployment.gateway, snapshot=deployment.snapshot, actor=run.actor)
+    result = gateway_prove(
+        gateway=deployment.gateway,
+        snapshot=deployment.snapshot,
+        actor=run.actor,
+        baseline=None if run.full_proof else deployment_live(gateway=deployment.gateway),
+        seed=str(deployment.pk),
+    )
+    proof = {"basis": result.basis, "scope": result.scope.describe(), "requests": result.requests}
+    _record(run, proof=proof if result.ok else {**proof, "basis": ""})
     if not result.ok:
         found = [p.message for p in result.problems] + [m.describe() for m in result.mismatches[:5]]
         raise StepFailed(f"the proof failed ({len(result.mismatches)} mismatches): " + "; ".join(found))
-    return f"proof passed: {result.requests} requests, 0 mismatches"
+    return f"proof passed: {result.requests} requests, 0 mismatches ({result.scope.describe()})"
 
 
 def _push(run: _Run) -> str:
@@ -259,12 +268,18 @@ def _install_steps(run: _Run) -> tuple:
 
 
 def deployment_pipeline_run(
-    *, deployment: Deployment, actor: Actor, listener: StepListener | None = None, install: bool = False
+    *,
+    deployment: Deployment,
+    actor: Actor,
+    listener: StepListener | None = None,
+    install: bool = False,
+    full_proof: bool = False,
 ) -> Deployment:
     """Run the steps of a queued or interrupted deployment; the caller holds the gateway's deploy
     lock (and no transaction: each step's record commits on its own). ``install``: the gateway's
-    first release, for a proxy that will be started on it (nothing to reload or probe yet)."""
-    run = _Run(deployment, actor, transport_for(deployment.gateway))
+    first release, for a proxy that will be started on it (nothing to reload or probe yet);
+    ``full_proof``: prove every class, never only the difference from the live release."""
+    run = _Run(deployment, actor, transport_for(deployment.gateway), full_proof=full_proof)
     try:
         try:
             steps = _install_steps(run) if install else _steps_to_run(run)

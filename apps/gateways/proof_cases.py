@@ -2,8 +2,12 @@
 
 Classes per route of the gateway: host (exact, or two names under a wildcard) x path (the prefix,
 deeper, and just past the segment boundary) x method (allowed and not) x token (none, or valid for
-each role set that can matter, or expired / for another gateway / forged / wrong issuer) x client
-(outside every network, or inside each network region the route's rules name).
+each role set that can matter) x client (outside every network, or inside each network region the
+route's rules name). Bad tokens (expired / for another gateway / forged / wrong issuer, with the
+route's strongest roles) go once per route and client, at its first host, path and method: both
+renderers verify the token in one step every route shares (renderers/base.py, step 5), decide()
+judges a bad token as no token, and no token is tried at every host, path and method. That keeps
+a large proof at about half the requests.
 
 A test client can only send from loopback, so the proof maps every CIDR of the policy into 127/8
 with the same nesting (a laminar family: networks are nested or disjoint), applies that mapping to
@@ -12,6 +16,7 @@ the policy both ``decide()`` and the renderer see, and sends from one address pe
 
 import copy
 import ipaddress
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 OUTSIDE_EVERY_NETWORK = "127.0.0.1"
@@ -74,15 +79,27 @@ def loopback_networks(networks: set[str]) -> dict[str, tuple[str, str]]:
     return mapping
 
 
-def loopback_content(content: dict, gateway: str) -> tuple[dict, dict[str, tuple[str, str]]]:
-    """The gateway's part of a snapshot with every CIDR replaced by its loopback stand-in."""
-    routes = [route for route in content["routes"] if route["gateway"] == gateway]
-    mapping = loopback_networks({cidr for route in routes for rule in route["rules"] for cidr in rule["allowed_cidrs"]})
-    mapped = copy.deepcopy({**content, "routes": routes})
-    for route in mapped["routes"]:
+def _cidrs(routes: Iterable[dict]) -> set[str]:
+    return {cidr for route in routes for rule in route["rules"] for cidr in rule["allowed_cidrs"]}
+
+
+def loopback_routes(routes: Iterable[dict], mapping: dict[str, tuple[str, str]]) -> list[dict]:
+    """Copies of ``routes`` with every CIDR replaced by its loopback stand-in."""
+    mapped = [copy.deepcopy(route) for route in routes]
+    for route in mapped:
         for rule in route["rules"]:
             rule["allowed_cidrs"] = sorted(mapping[cidr][0] for cidr in rule["allowed_cidrs"])
-    return mapped, mapping
+    return mapped
+
+
+def loopback_content(
+    content: dict, gateway: str, *, former_routes: Sequence[dict] = ()
+) -> tuple[dict, dict[str, tuple[str, str]], list[dict]]:
+    """The gateway's part of a snapshot with every CIDR replaced by its loopback stand-in, the
+    mapping, and ``former_routes`` (routes of an earlier snapshot) mapped alike."""
+    routes = [route for route in content["routes"] if route["gateway"] == gateway]
+    mapping = loopback_networks(_cidrs(routes) | _cidrs(former_routes))
+    return {**content, "routes": loopback_routes(routes, mapping)}, mapping, loopback_routes(former_routes, mapping)
 
 
 def _hosts(host: str) -> list[str]:
@@ -104,7 +121,8 @@ def _methods(methods: list[str]) -> list[str]:
     return [methods[0], *refused[:1]]
 
 
-def _role_sets(route: dict, identity_role_sets: set[frozenset[str]]) -> list[frozenset[str]]:
+def route_role_sets(route: dict, identity_role_sets: set[frozenset[str]]) -> list[frozenset[str]]:
+    """The role sets the proof sends valid tokens with for ``route``."""
     named = frozenset(role for rule in route["rules"] for role in rule["roles"])
     sets = {frozenset(), named, *(frozenset({role}) for role in named)}
     sets.update(roles & named for roles in identity_role_sets)
@@ -134,17 +152,22 @@ def probe_cases(mapped: dict, mapping: dict[str, tuple[str, str]], *, links: boo
             OUTSIDE_EVERY_NETWORK,
             *sorted({inside[c] for rule in route["rules"] for c in rule["allowed_cidrs"]}),
         ]
-        role_sets = _role_sets(route, identity_role_sets)
+        role_sets = route_role_sets(route, identity_role_sets)
         strongest = role_sets[-1]
-        for host in _hosts(route["host"]):
-            for path in _paths(route["path_prefix"]):
-                for method in _methods(route["methods"]):
-                    for client in clients:
-                        cases.append(ProbeCase(method, host, path, client, "none", frozenset()))
-                        cases += [ProbeCase(method, host, path, client, "valid", roles) for roles in role_sets]
-                        cases += [ProbeCase(method, host, path, client, bad, strongest) for bad in TOKEN_VARIANTS]
-                        if links:
-                            cases += _link_cases(route, method, host, path, client)
+        spots = [
+            (host, path, method)
+            for host in _hosts(route["host"])
+            for path in _paths(route["path_prefix"])
+            for method in _methods(route["methods"])
+        ]
+        for spot, (host, path, method) in enumerate(spots):
+            for client in clients:
+                cases.append(ProbeCase(method, host, path, client, "none", frozenset()))
+                cases += [ProbeCase(method, host, path, client, "valid", roles) for roles in role_sets]
+                if spot == 0:  # see the module docstring: bad tokens once per route and client
+                    cases += [ProbeCase(method, host, path, client, bad, strongest) for bad in TOKEN_VARIANTS]
+                if links:
+                    cases += _link_cases(route, method, host, path, client)
     return cases
 
 

@@ -90,6 +90,7 @@ def deploy_gateway(
     snapshot: PolicySnapshot | None = None,
     listener: StepListener | None = None,
     install: bool = False,
+    full_proof: bool = False,
 ) -> Deployment:
     """Deploy ``snapshot`` (default: the newest) to ``gateway`` now, in this process.
 
@@ -97,10 +98,13 @@ def deploy_gateway(
     ``DeploymentBusy``. Each step is committed on the row as it completes. ``install``: the
     gateway's first release, put in place (rendered, validated and proven like any deploy) for its
     proxy to be started on; refused (``failed``) when the gateway already has a live release.
+    ``full_proof``: prove every class even where proving the change would do.
     """
     with gateway_deploy_lock(gateway):
         deployment = _deployment_create(gateway=gateway, actor=actor, trigger=trigger, snapshot=snapshot)
-        return deployment_pipeline_run(deployment=deployment, actor=actor, listener=listener, install=install)
+        return deployment_pipeline_run(
+            deployment=deployment, actor=actor, listener=listener, install=install, full_proof=full_proof
+        )
 
 
 def _warn(*, deployment: Deployment, actor: Actor, text: str, states: frozenset[str]) -> bool:

@@ -5,6 +5,7 @@ from django.db import OperationalError
 
 from apps.core.actors import Actor
 from apps.gateways.drift import gateways_drift_check
+from apps.gateways.proof import gateways_live_prove
 from apps.gateways.services import DeploymentBusy, deployment_run, deployments_sweep, gateways_keys_renew
 
 
@@ -37,3 +38,9 @@ def gateways_keys_renew_task() -> int:
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=55)
 def deployments_sweep_task() -> list[int]:
     return deployments_sweep(actor=Actor.system("deployments-sweep"))
+
+
+@shared_task(acks_late=True, soft_time_limit=3600, time_limit=3660)
+def gateways_live_prove_task() -> dict[str, bool]:
+    """Gateway name -> whether its live snapshot passed the full proof."""
+    return {gateway.name: result.ok for gateway, result in gateways_live_prove(actor=Actor.system("full-proof"))}

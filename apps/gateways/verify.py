@@ -30,6 +30,7 @@ from apps.gateways.live import free_loopback_port, running_proxy
 from apps.gateways.outcomes import expected_status
 from apps.gateways.proof_cases import ProbeCase, gateway_wide_cases, loopback_content, probe_cases
 from apps.gateways.proof_client import ProofClient
+from apps.gateways.proof_scope import EVERY_CLASS, ProofScope
 from apps.gateways.renderers import render
 from apps.gateways.renderers.base import (
     IDENTITY_HEADERS,
@@ -68,6 +69,8 @@ class ProofResult:
     requests: int = 0
     mismatches: tuple[Mismatch, ...] = ()
     problems: tuple[Problem, ...] = field(default=())  # the config did not validate: nothing was sent
+    scope: ProofScope = EVERY_CLASS
+    basis: str = ""  # see proof_scope.proof_basis; "" when the caller did not fingerprint it
 
     @property
     def ok(self) -> bool:
@@ -193,15 +196,18 @@ def prove(
     link_keys: tuple[VerificationKey, ...] = (),
     certificates: tuple[TlsCertificate, ...] = (),
     assertion: AssertionCheck | None = None,
+    scope: ProofScope | None = None,
 ) -> ProofResult:
     """Render ``gateway``'s part of the snapshot ``content``, run it, and probe every class
     (signed-link classes when there are ``link_keys`` to sign probe links with; over TLS when the
     gateway has ``certificates``). With ``assertion`` the proxy signs identity assertions with its
-    key, which must verify under its root."""
+    key, which must verify under its root. ``scope``: which routes' classes to send (default: all)."""
     if not signers:
         raise ValueError(f"gateway {gateway} has no signing key to mint probe tokens with")
-    mapped, mapping = loopback_content(content, gateway)
-    cases = probe_cases(mapped, mapping, links=bool(link_keys)) + gateway_wide_cases(mapped)
+    scope = scope or EVERY_CLASS
+    mapped, mapping, former = loopback_content(content, gateway, former_routes=scope.former_routes)
+    proven = [route for route in mapped["routes"] if scope.full or route["key"] in scope.routes] + former
+    cases = probe_cases({**mapped, "routes": proven}, mapping, links=bool(link_keys)) + gateway_wide_cases(mapped)
     subjects = [f"proof:{n}" for n in range(1, len(cases) + 1)]  # one per request: rate limits never interfere
     mapped["identities"] = {s: sorted(c.roles) for s, c in zip(subjects, cases, strict=True) if c.credential == "valid"}
     policy = compile_policy(mapped, sha256)
@@ -222,7 +228,7 @@ def prove(
         rendered = render(kind, request)
         validation = validate(rendered)
         if not validation.ok:
-            return ProofResult(gateway, kind, problems=validation.problems)
+            return ProofResult(gateway, kind, problems=validation.problems, scope=scope)
 
         def check(case: ProbeCase, subject: str, n: int) -> Mismatch | None:
             token = probe_token(case, subject, signers[n % len(signers)], issuer)
@@ -251,7 +257,7 @@ def prove(
         ):
             mismatches = _well_known_mismatches(client, gateway, sha256, deployment_id)
             mismatches += [found for found in pool.map(check, cases, subjects, count(), chunksize=64) if found]
-    return ProofResult(gateway, kind, requests=len(cases) + 1, mismatches=tuple(mismatches))
+    return ProofResult(gateway, kind, requests=len(cases) + 1, mismatches=tuple(mismatches), scope=scope)
 
 
 def _well_known_mismatches(client: ProofClient, gateway: str, sha256: str, deployment_id: str) -> list[Mismatch]:

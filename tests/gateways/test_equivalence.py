@@ -20,6 +20,7 @@ from apps.policies.services import snapshot_build
 from apps.policies.snapshot import content_sha256
 from tests.policies.builder import route, rule
 from tests.support.keys import assertion_key, key_pair
+from tests.support.render_faults import without_deny_rules
 from tests.support.tls import tls_certificate
 
 pytestmark = pytest.mark.slow
@@ -91,14 +92,7 @@ def test_the_proof_runs_over_tls_when_the_gateway_has_a_certificate(kind):
 
 @pytest.mark.parametrize("kind", ["haproxy", "lighttpd"])
 def test_the_proof_catches_a_renderer_that_drops_deny_rules(kind, monkeypatch):
-    real_render = verify.render
-
-    def without_denies(kind, request):
-        routes = tuple(dataclasses.replace(r, deny_rules=()) for r in request.policy.routes)
-        policy = dataclasses.replace(request.policy, gateway_indexes={GATEWAY: type(request.policy.index).of(routes)})
-        return real_render(kind, dataclasses.replace(request, policy=policy))
-
-    monkeypatch.setattr(verify, "render", without_denies)
+    monkeypatch.setattr(verify, "render", without_deny_rules(verify.render, GATEWAY))
     result = _prove(STORY, kind)
     assert result.mismatches
     assert any("denied_by_rule" in m.expected for m in result.mismatches)

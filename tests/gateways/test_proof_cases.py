@@ -63,7 +63,7 @@ def test_cases_cover_hosts_paths_methods_tokens_and_networks():
         ],
         "identities": {"okta:a": ["ops"]},
     }  # fmt: skip
-    mapped, mapping = loopback_content(content, "edge")
+    mapped, mapping, _former = loopback_content(content, "edge")
     assert [r["host"] for r in mapped["routes"]] == ["*.apps.example.test"]
     cases = probe_cases(mapped, mapping)
     assert {c.host for c in cases} == {"probe.apps.example.test", "a.probe.apps.example.test"}
