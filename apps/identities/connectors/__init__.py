@@ -1,0 +1,1 @@
+"""Connectors: what an identity source holds, read through its API (see ``base``)."""
