@@ -1,6 +1,7 @@
 """Database helpers shared by services."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from django.db import connection, transaction
@@ -20,3 +21,28 @@ def read_consistently(read: Callable[[], T]) -> T:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         return read()
+
+
+class LockBusy(Exception):
+    """Someone else holds the lock; transient: try again later."""
+
+
+@contextmanager
+def advisory_lock(lock_class: int, key: int, *, busy: type[LockBusy], message: str) -> Iterator[None]:
+    """One holder of (``lock_class``, ``key``) at a time across every process, enforced by
+    PostgreSQL: a session advisory lock taken at once or refused with ``busy(message)``. Held outside
+    any transaction, so the holder's writes commit as they happen (others can follow its progress,
+    and the audit chain's lock is never held for the whole work). SQLite, the single-process demo,
+    has no such lock."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [lock_class, key])
+        if not cursor.fetchone()[0]:
+            raise busy(message)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [lock_class, key])

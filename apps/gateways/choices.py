@@ -1,12 +1,8 @@
 from django.db import models
 
+from apps.core.choices import Trigger
 
-class DeploymentTrigger(models.TextChoices):
-    UI = "ui", "Web UI"
-    API = "api", "API"
-    WEBHOOK = "webhook", "Webhook"
-    SCHEDULE = "schedule", "Schedule"
-    CLI = "cli", "Command line"
+DeploymentTrigger = Trigger
 
 
 class DeploymentState(models.TextChoices):

@@ -6,18 +6,17 @@ row lock (the run claims it under the same lock), or an interrupted one under th
 """
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from apps.core.actors import Actor
 from apps.core.crypto import Secret
+from apps.core.db import LockBusy, advisory_lock
 from apps.core.services import model_create, model_update
 from apps.credentials.choices import KeyState
 from apps.credentials.services import signing_keys_retire
@@ -35,7 +34,7 @@ SWEEP_QUEUED_AFTER = timedelta(minutes=1)
 _UNFINISHED = frozenset(DeploymentState.values) - FINAL_STATES
 
 
-class DeploymentBusy(Exception):
+class DeploymentBusy(LockBusy):
     """Another deployment of the gateway holds its lock; transient: retry later."""
 
 
@@ -43,24 +42,12 @@ class DeploymentBusy(Exception):
 DEPLOY_LOCK_CLASS = 0x50484450  # "PHDP"
 
 
-@contextmanager
-def gateway_deploy_lock(gateway: Gateway) -> Iterator[None]:
-    """One deployment per gateway at a time, enforced by PostgreSQL: a session advisory lock, taken
-    at once or refused with ``DeploymentBusy``. It is held outside any transaction, so each step the
-    pipeline records commits as it happens (others can follow a deploy, and the audit chain's lock
-    is never held for a whole deploy). SQLite, the single-process demo, has no such lock."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [DEPLOY_LOCK_CLASS, gateway.pk])
-        if not cursor.fetchone()[0]:
-            raise DeploymentBusy(f"a deployment of {gateway.name} is already running")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [DEPLOY_LOCK_CLASS, gateway.pk])
+def gateway_deploy_lock(gateway: Gateway):
+    """One deployment per gateway at a time (``core.db.advisory_lock``): a second is refused with
+    ``DeploymentBusy``. Each step the pipeline records commits as it happens."""
+    return advisory_lock(
+        DEPLOY_LOCK_CLASS, gateway.pk, busy=DeploymentBusy, message=f"a deployment of {gateway.name} is already running"
+    )
 
 
 def _deployment_create(*, gateway: Gateway, actor: Actor, trigger: str, snapshot: PolicySnapshot | None) -> Deployment:

@@ -10,3 +10,14 @@ class SourceKind(models.TextChoices):
 class IdentityKind(models.TextChoices):
     PERSON = "person", "Person"
     SERVICE = "service", "Service account"
+
+
+class SyncMode(models.TextChoices):
+    FULL = "full", "Full"
+    INCREMENTAL = "incremental", "Incremental"
+
+
+class SyncState(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"

@@ -5,8 +5,9 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from apps.core.choices import Trigger
 from apps.core.fields import EncryptedTextField, SlugField
-from apps.identities.choices import IdentityKind, SourceKind
+from apps.identities.choices import IdentityKind, SourceKind, SyncMode, SyncState
 
 
 class IdentitySource(models.Model):
@@ -113,3 +114,33 @@ class Membership(models.Model):
     def clean(self):
         if self.identity_id and self.group_id and self.identity.source_id != self.group.source_id:
             raise ValidationError({"group": "Group and identity must come from the same source."})
+
+
+class SyncRun(models.Model):
+    """One import of a source: the row is its only status (state, progress, counts, messages)."""
+
+    source = models.ForeignKey(IdentitySource, on_delete=models.CASCADE, related_name="sync_runs")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    actor = models.CharField(max_length=200)
+    mode = models.CharField(max_length=16, choices=SyncMode.choices)
+    since = models.DateTimeField(null=True, blank=True, help_text="Incremental: changes after this instant.")
+    state = models.CharField(max_length=16, choices=SyncState.choices, default=SyncState.RUNNING)
+    created = models.PositiveIntegerField(default=0, help_text="Identities created.")
+    updated = models.PositiveIntegerField(default=0, help_text="Identities changed (deactivations apart).")
+    deactivated = models.PositiveIntegerField(default=0, help_text="Identities that lost access.")
+    unchanged = models.PositiveIntegerField(default=0, help_text="Identities read and found as they were.")
+    counts = models.JSONField(
+        default=dict, blank=True, help_text="{groups_created, memberships_added, memberships_removed, roles_changed, …}"
+    )
+    progress = models.JSONField(default=dict, blank=True, help_text="{stage, pages, records, requests} while running")
+    timings = models.JSONField(default=dict, blank=True, help_text="{fetch, apply}: seconds")
+    messages = models.JSONField(default=list, blank=True, help_text="[{at, level, text}]")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["source", "state"])]
+
+    def __str__(self) -> str:
+        return f"sync #{self.pk} of {self.source_id} ({self.state})"

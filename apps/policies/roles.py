@@ -61,13 +61,16 @@ def effective_roles(identity: Identity) -> frozenset[str]:
     return frozenset(grant.role for grant in role_grants(identity))
 
 
-def effective_roles_by_identity() -> dict[int, set[str]]:
-    """Roles of every active identity (identities without roles map to an empty set)."""
+def effective_roles_by_identity(*, source_id: int | None = None) -> dict[int, set[str]]:
+    """Roles of every active identity (identities without roles map to an empty set); with
+    ``source_id``, of that source's identities only."""
     active = Identity.objects.filter(active=True)
+    if source_id is not None:
+        active = active.filter(source_id=source_id)
     roles: dict[int, set[str]] = {pk: set() for pk in active.values_list("pk", flat=True).iterator(10_000)}
     mappings = list(_enabled_mappings())
     _grant_by_identity(roles, [m for m in mappings if m.match_kind == MatchKind.IDENTITY])
-    _grant_by_group(roles, [m for m in mappings if m.match_kind == MatchKind.GROUP])
+    _grant_by_group(roles, [m for m in mappings if m.match_kind == MatchKind.GROUP], source_id)
     _grant_by_claim(roles, [m for m in mappings if m.match_kind == MatchKind.CLAIM], active)
     return roles
 
@@ -78,18 +81,19 @@ def _grant_by_identity(roles: dict[int, set[str]], mappings: list[RoleMapping]) 
             roles[mapping.identity_id].add(mapping.role.slug)
 
 
-def _grant_by_group(roles: dict[int, set[str]], mappings: list[RoleMapping]) -> None:
+def _grant_by_group(roles: dict[int, set[str]], mappings: list[RoleMapping], source_id: int | None) -> None:
     by_group = defaultdict(list)
     for mapping in mappings:
         by_group[mapping.group_id].append(mapping)
     if not by_group:
         return
-    members = Membership.objects.filter(group_id__in=by_group, identity__active=True).values_list(
-        "identity_id", "group_id", "identity__source_id"
-    )
-    for identity_id, group_id, source_id in members.iterator(10_000):
+    members = Membership.objects.filter(group_id__in=by_group, identity__active=True)
+    if source_id is not None:
+        members = members.filter(identity__source_id=source_id)
+    members = members.values_list("identity_id", "group_id", "identity__source_id")
+    for identity_id, group_id, member_source_id in members.iterator(10_000):
         for mapping in by_group[group_id]:
-            if mapping.source_id in (None, source_id):
+            if mapping.source_id in (None, member_source_id):
                 roles[identity_id].add(mapping.role.slug)
 
 
