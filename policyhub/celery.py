@@ -36,6 +36,12 @@ app.conf.beat_schedule = {
         "task": "apps.gateways.tasks.gateways_live_prove_task",
         "schedule": crontab(hour="2", minute="41"),
     },
+    # Sources with a sync interval are synced when it has passed since their last run started.
+    "identity-sources-sync": {
+        "task": "apps.identities.tasks.identity_sources_sync_due_task",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
     # Hand workers the deployments nobody works on: requested while the broker was unreachable, or
     # interrupted by a worker's death. A sweep not run within its minute is dropped: the next one comes.
     "deployments-sweep": {

@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.db import models
 
-from apps.core.admin import AuditedModelAdmin
-from apps.identities.models import Group, Identity, IdentitySource, Membership
+from apps.core.admin import AuditedModelAdmin, ReadOnlyModelAdmin
+from apps.identities.models import Group, Identity, IdentitySource, Membership, SyncRun
 
 
 @admin.register(IdentitySource)
@@ -37,3 +37,12 @@ class MembershipAdmin(AuditedModelAdmin):
     search_fields = ("identity__username", "group__name")
     autocomplete_fields = ("identity", "group")
     list_select_related = ("identity", "group")
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyModelAdmin):
+    """Read-only: runs are written by the sync alone."""
+
+    list_display = ("id", "source", "state", "mode", "trigger", "created", "updated", "deactivated", "started_at")
+    list_filter = ("state", "mode", "source")
+    list_select_related = ("source",)

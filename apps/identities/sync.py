@@ -95,20 +95,27 @@ def _since(source: IdentitySource, *, full: bool, incremental: bool) -> datetime
     return last - INCREMENTAL_OVERLAP if last else None
 
 
-def _progress_recorder(run: SyncRun, forward: ProgressListener | None) -> ProgressListener:
-    """Write progress on the row (not audited: it is status, not a change) at most once a second."""
-    last_write = [0.0]
+class _ProgressRecorder:
+    """Writes progress on the row (not audited: it is status, not a change) at most once a second,
+    and hands every report on to ``forward``."""
 
-    def record(progress: Progress) -> None:
-        now = time.monotonic()
-        if now - last_write[0] >= PROGRESS_WRITE_SECONDS:
-            last_write[0] = now
-            run.progress = _progress_dict(progress)  # the run's final save writes its copy
-            SyncRun.objects.filter(pk=run.pk).update(progress=run.progress)
-        if forward is not None:
-            forward(progress)
+    def __init__(self, run: SyncRun, forward: ProgressListener | None):
+        self.run, self.forward = run, forward
+        self.last: Progress | None = None
+        self._written_at = 0.0
 
-    return record
+    def __call__(self, progress: Progress) -> None:
+        self.last = progress
+        if time.monotonic() - self._written_at >= PROGRESS_WRITE_SECONDS:
+            self.flush()
+        if self.forward is not None:
+            self.forward(progress)
+
+    def flush(self) -> None:
+        if self.last is not None:
+            self._written_at = time.monotonic()
+            self.run.progress = _progress_dict(self.last)  # the run's final save writes its copy
+            SyncRun.objects.filter(pk=self.run.pk).update(progress=self.run.progress)
 
 
 def _progress_dict(progress: Progress) -> dict:
@@ -137,9 +144,9 @@ def identity_source_sync(
             trigger=trigger,
             since=_since(source, full=full, incremental=connector.incremental),
         )
-        started = time.monotonic()
+        started, recorder = time.monotonic(), _ProgressRecorder(run, progress)
         try:
-            fetched = fetched_collect(connector.fetch(since=run.since, progress=_progress_recorder(run, progress)))
+            fetched = fetched_collect(connector.fetch(since=run.since, progress=recorder))
         except ConnectorError as error:
             return _run_fail(run, actor, f"reading {source.name} failed: {error}; nothing was changed")
         except Exception as error:  # a run must end readably whatever broke
@@ -147,6 +154,7 @@ def identity_source_sync(
             return _run_fail(run, actor, f"reading {source.name} failed: {type(error).__name__}; nothing was changed")
         finally:
             connector.close()
+            recorder.flush()
         fetched_at = time.monotonic()
         try:
             with transaction.atomic():

@@ -6,7 +6,6 @@ The connector here lists records a test names: it stands for the connector *cont
 
 import json
 import threading
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
@@ -19,12 +18,8 @@ from apps.core.choices import Trigger
 from apps.identities import sync
 from apps.identities.choices import SyncMode, SyncState
 from apps.identities.connectors.base import (
-    Fetch,
-    GroupRecord,
     IdentityRecord,
     MembershipRecord,
-    Progress,
-    TransientError,
 )
 from apps.identities.models import Group, Identity, Membership, SyncRun
 from apps.policies import services as policies
@@ -33,56 +28,9 @@ from apps.policies.decide import decide
 from apps.policies.models import Role
 from apps.policies.snapshot import compile_policy
 from tests.factories import IdentitySourceFactory
+from tests.support.listed_source import ADMINS, ALICE, BOB, DEVS, ListedConnector, everyone
 
 ACTOR = Actor.system("sync-test")
-ALICE = IdentityRecord("00u-alice", "alice@example.test", email="alice@example.test", display_name="Alice")
-BOB = IdentityRecord("00u-bob", "bob@example.test", email="bob@example.test", display_name="Bob")
-ADMINS = GroupRecord("00g-admins", "platform-admins")
-DEVS = GroupRecord("00g-devs", "developers")
-
-
-@dataclass
-class ListedConnector:
-    """Yields the records it was given, reporting progress; ``fail_after``: raise after that many."""
-
-    records: list
-    complete: bool = True
-    incremental: bool = True
-    fail_after: int | None = None
-    kind = "okta"
-    calls: list = field(default_factory=list)
-
-    def fetch(self, *, since=None, progress=None) -> Fetch:
-        self.calls.append(since)
-
-        def records():
-            for count, record in enumerate(self.records, start=1):
-                if self.fail_after is not None and count > self.fail_after:
-                    raise TransientError("GET /api/v1/users: HTTP 503; gave up after 6 attempts")
-                if progress:
-                    progress(Progress("users", pages=count, records=count, requests=count))
-                yield record
-
-        return Fetch(records(), complete=self.complete)
-
-    def close(self) -> None:
-        return None
-
-
-def _world(*records, complete=True):
-    return [*records]
-
-
-def _everyone() -> list:
-    return [
-        ALICE,
-        BOB,
-        ADMINS,
-        MembershipRecord(ALICE.external_id, ADMINS.external_id),
-        DEVS,
-        MembershipRecord(ALICE.external_id, DEVS.external_id),
-        MembershipRecord(BOB.external_id, DEVS.external_id),
-    ]
 
 
 @pytest.fixture
@@ -113,7 +61,7 @@ def _memberships(source) -> set[tuple[str, str]]:
 
 
 def test_a_first_sync_imports_everyone_with_their_groups_and_audits_each(source, connect):
-    connect(_everyone())
+    connect(everyone())
     progress = []
 
     run = sync.identity_source_sync(source=source, actor=ACTOR, trigger=Trigger.CLI, progress=progress.append)
@@ -131,13 +79,13 @@ def test_a_first_sync_imports_everyone_with_their_groups_and_audits_each(source,
     assert imported == {"alice@example.test": ["developers", "platform-admins"], "bob@example.test": ["developers"]}
     assert not AuditEvent.objects.filter(action="membership.added").exists()  # in the imported events
     assert [p.records for p in progress] == list(range(1, 8))
-    assert run.progress["stage"] == "users"  # written on the row while it ran
+    assert run.progress == {"stage": "users", "pages": 7, "records": 7, "requests": 7}  # the last report
     assert run.timings.keys() == {"fetch", "apply"}
     assert audit_chain_verify().intact
 
 
 def test_a_sync_that_finds_nothing_new_changes_nothing(source, connect):
-    connect(_everyone())
+    connect(everyone())
     _sync(source)
     events = AuditEvent.objects.count()
 
@@ -150,7 +98,7 @@ def test_a_sync_that_finds_nothing_new_changes_nothing(source, connect):
 
 
 def test_leaving_a_group_costs_the_mapped_role_and_through_decide_the_access(source, connect):
-    connect(_everyone())
+    connect(everyone())
     _sync(source)
     role = Role.objects.create(slug="airflow-admin")
     policies.role_mapping_create(
@@ -172,7 +120,7 @@ def test_leaving_a_group_costs_the_mapped_role_and_through_decide_the_access(sou
         return decide(policy, "okta:00u-alice", "GET", "airflow.test", "/admin", "10.0.0.1", gateway="edge").allowed
 
     assert alice_may_enter()
-    connect([rec for rec in _everyone() if rec != MembershipRecord(ALICE.external_id, ADMINS.external_id)])
+    connect([rec for rec in everyone() if rec != MembershipRecord(ALICE.external_id, ADMINS.external_id)])
 
     run = _sync(source)
 
@@ -186,7 +134,7 @@ def test_leaving_a_group_costs_the_mapped_role_and_through_decide_the_access(sou
 
 
 def test_whoever_vanishes_from_a_full_fetch_is_deactivated_not_deleted(source, connect):
-    connect(_everyone())
+    connect(everyone())
     _sync(source)
     connect([ALICE, ADMINS, MembershipRecord(ALICE.external_id, ADMINS.external_id)])
 
@@ -201,7 +149,7 @@ def test_whoever_vanishes_from_a_full_fetch_is_deactivated_not_deleted(source, c
 
 
 def test_a_deprovisioned_identity_loses_access_and_comes_back_when_reactivated(source, connect):
-    connect(_everyone())
+    connect(everyone())
     _sync(source)
     gone = IdentityRecord(BOB.external_id, BOB.username, email=BOB.email, display_name="Bob", active=False)
     connect([gone], complete=False)
@@ -217,18 +165,18 @@ def test_a_deprovisioned_identity_loses_access_and_comes_back_when_reactivated(s
 
 
 def test_an_incremental_sync_asks_for_changes_since_the_last_success_with_a_margin(source, connect):
-    connector = connect(_everyone())
+    connector = connect(everyone())
     first = _sync(source)
     _sync(source)
 
     assert connector.calls == [None, first.started_at - sync.INCREMENTAL_OVERLAP]
-    connect(_everyone(), incremental=False)
+    connect(everyone(), incremental=False)
     assert _sync(source).mode == SyncMode.FULL
     assert _sync(source, full=True).since is None
 
 
 def test_a_fetch_failing_midway_changes_nothing_and_says_why(source, connect):
-    connect(_everyone())
+    connect(everyone())
     _sync(source)
     before = (_memberships(source), list(Identity.objects.values_list("username", "active")))
     connect([ALICE, ADMINS], fail_after=1)
@@ -241,7 +189,7 @@ def test_a_fetch_failing_midway_changes_nothing_and_says_why(source, connect):
 
 
 def test_a_write_failing_midway_rolls_the_whole_run_back(source, connect):
-    connect(_everyone())
+    connect(everyone())
     _sync(source)
     carol = IdentityRecord("00u-carol", "c" * 300)  # longer than the column: the database refuses it
     connect([ALICE, carol, ADMINS], complete=True)
@@ -254,7 +202,7 @@ def test_a_write_failing_midway_rolls_the_whole_run_back(source, connect):
 
 
 def test_duplicates_across_pages_are_read_once(source, connect):
-    connect([*_everyone(), BOB, DEVS, MembershipRecord(BOB.external_id, DEVS.external_id)])
+    connect([*everyone(), BOB, DEVS, MembershipRecord(BOB.external_id, DEVS.external_id)])
 
     run = _sync(source)
 
@@ -290,7 +238,7 @@ def test_a_second_sync_of_a_source_is_refused_while_one_runs(monkeypatch):
             thread.join(timeout=20)
             return super().fetch(since=since, progress=progress)
 
-    connector = Blocking(_everyone())
+    connector = Blocking(everyone())
     monkeypatch.setattr(sync, "connector_for", lambda source: connector)
 
     run = sync.identity_source_sync(source=source, actor=ACTOR, trigger=Trigger.CLI)

@@ -6,10 +6,11 @@ from rich.console import Console
 from rich.text import Text
 
 from apps.core.actors import Actor
+from apps.core.console import console_for
 from apps.gateways.choices import DeploymentState, DeploymentTrigger
 from apps.gateways.dry_run import DryRun, deployment_dry_run
 from apps.gateways.management.lookups import gateways_named_or_deployable, refused, snapshot_by_prefix
-from apps.gateways.management.progress import console_for, deployments_table, step_progress
+from apps.gateways.management.progress import deployments_table, step_progress
 from apps.gateways.services import DeploymentBusy, deploy_gateway
 
 DIFF_STYLES = {"+": "green", "-": "red", "@": "cyan"}

@@ -5,11 +5,12 @@ from django.core.management.base import BaseCommand, CommandError
 from rich.table import Table
 
 from apps.core.actors import Actor
+from apps.core.console import console_for
 from apps.credentials.choices import ACCEPTED_STATES
 from apps.credentials.models import SigningKey
 from apps.gateways.choices import DeploymentState, DeploymentTrigger
 from apps.gateways.management.lookups import gateways_named_or_deployable, refused
-from apps.gateways.management.progress import console_for, deployments_table, step_progress
+from apps.gateways.management.progress import deployments_table, step_progress
 from apps.gateways.services import DeploymentBusy, gateway_keys_rotate
 
 
