@@ -11,6 +11,7 @@ from apps.audit.models import AuditEvent
 from apps.audit.state import json_native
 from apps.core.actors import Actor
 from apps.core.canonical import client_address
+from apps.core.db import rows_insert
 from apps.core.redaction import redact
 
 # Serializes appends so two transactions can never chain onto the same predecessor.
@@ -36,8 +37,10 @@ def audit_record(
     The caller's transaction must be READ COMMITTED (Django's default): after the lock is taken,
     the previous hash is read fresh, which a REPEATABLE READ snapshot would not show.
     """
-    event = AuditedChange(action, object_type, object_id, before, after)
-    return audit_record_many(actor=actor, changes=[event])[0]
+    with transaction.atomic():
+        prev_hash = _chain_head()
+        fields = _event_fields(actor, AuditedChange(action, object_type, object_id, before, after), timezone.now())
+        return AuditEvent.objects.create(prev_hash=prev_hash, hash=event_hash(prev_hash=prev_hash, **fields), **fields)
 
 
 @dataclass(frozen=True)
@@ -49,29 +52,43 @@ class AuditedChange:
     after: dict | None = None
 
 
-def audit_record_many(*, actor: Actor, changes: Iterable[AuditedChange], batch_size: int = 5_000) -> list[AuditEvent]:
-    """Append ``changes`` to the chain in order, under one lock and in bulk inserts (a sync records
-    thousands); same transaction rules as ``audit_record``."""
+def audit_record_many(*, actor: Actor, changes: Iterable[AuditedChange]) -> int:
+    """Append ``changes`` to the chain in order under one lock, in one bulk insert (a sync records
+    thousands); same transaction rules as ``audit_record``. Returns how many were appended."""
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
-        prev_hash = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS_HASH
-        occurred_at, client_ip = timezone.now(), _client_ip_text(actor.client_ip)
-        events = []
+        prev_hash, occurred_at = _chain_head(), timezone.now()
+        rows = []
         for change in changes:
-            fields = {
-                "occurred_at": occurred_at,
-                "actor": str(actor),
-                "action": change.action,
-                "object_type": change.object_type,
-                "object_id": str(change.object_id),
-                "before": json_native(redact(change.before)) if change.before is not None else None,
-                "after": json_native(redact(change.after)) if change.after is not None else None,
-                "request_id": actor.request_id,
-                "client_ip": client_ip,
-            }
+            fields = _event_fields(actor, change, occurred_at)
             digest = event_hash(prev_hash=prev_hash, **fields)
-            events.append(AuditEvent(prev_hash=prev_hash, hash=digest, **fields))
+            rows.append((prev_hash, digest, *fields.values()))
             prev_hash = digest
-        return AuditEvent.objects.bulk_create(events, batch_size=batch_size)
+        return rows_insert(AuditEvent, ["prev_hash", "hash", *_EVENT_FIELDS], rows)
+
+
+_EVENT_FIELDS = (
+    "occurred_at", "actor", "action", "object_type", "object_id", "before", "after", "request_id", "client_ip"
+)  # fmt: skip
+
+
+def _chain_head() -> str:
+    """The last event's hash, read after taking the chain's lock (in the caller's transaction)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+    return AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS_HASH
+
+
+def _event_fields(actor: Actor, change: AuditedChange, occurred_at) -> dict:
+    """The hashed columns of one event, in ``_EVENT_FIELDS`` order."""
+    return {
+        "occurred_at": occurred_at,
+        "actor": str(actor),
+        "action": change.action,
+        "object_type": change.object_type,
+        "object_id": str(change.object_id),
+        "before": json_native(redact(change.before)) if change.before is not None else None,
+        "after": json_native(redact(change.after)) if change.after is not None else None,
+        "request_id": actor.request_id,
+        "client_ip": _client_ip_text(actor.client_ip),
+    }

@@ -1,10 +1,11 @@
 """Database helpers shared by services."""
 
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 
 T = TypeVar("T")
 
@@ -46,3 +47,24 @@ def advisory_lock(lock_class: int, key: int, *, busy: type[LockBusy], message: s
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [lock_class, key])
+
+
+def rows_insert(model: type[models.Model], fields: list[str], rows: Iterable[tuple], *, batch_size: int = 2_000) -> int:
+    """Insert ``rows`` (values in ``fields`` order) without building a model instance per row:
+    PostgreSQL's COPY, some hundred thousand rows a second, where ``bulk_create`` manages a tenth
+    of that; elsewhere (SQLite, the demo) ``bulk_create``. No signals, no defaults: give every
+    column that has no database default. Returns the number of rows inserted."""
+    if connection.vendor != "postgresql":
+        objects = [model(**dict(zip(fields, row, strict=True))) for row in rows]
+        return len(model.objects.bulk_create(objects, batch_size=batch_size))
+    columns = [model._meta.get_field(name) for name in fields]
+    as_json = [isinstance(column, models.JSONField) for column in columns]
+    statement = (
+        f"COPY {model._meta.db_table} ({', '.join(connection.ops.quote_name(c.column) for c in columns)}) FROM STDIN"
+    )
+    count = 0
+    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([json.dumps(v) if j and v is not None else v for v, j in zip(row, as_json, strict=True)])
+            count += 1
+    return count

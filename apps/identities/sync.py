@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from apps.audit.services import AuditedChange, audit_record_many
 from apps.core.actors import Actor
-from apps.core.db import LockBusy, advisory_lock
+from apps.core.db import LockBusy, advisory_lock, rows_insert
 from apps.core.services import model_create, model_update
 from apps.identities.choices import SyncMode, SyncState
 from apps.identities.connectors.base import (
@@ -228,14 +228,8 @@ class _Changes:
 
 
 def _identity_values(record: IdentityRecord) -> dict:
-    return {
-        "username": record.username,
-        "kind": record.kind,
-        "email": record.email,
-        "display_name": record.display_name,
-        "active": record.active,
-        "attributes": record.attributes,
-    }
+    """The record's values of the identity columns a sync writes, in ``_IDENTITY_FIELDS`` order."""
+    return {name: getattr(record, name) for name in _IDENTITY_FIELDS}
 
 
 def _identities_write(
@@ -252,7 +246,7 @@ def _identities_write(
         values = _identity_values(record)
         row = existing.get(external_id)
         if row is None:
-            created.append(Identity(source=source, external_id=external_id, **values))
+            created.append((source.pk, external_id, *values.values(), now, now))
             continue
         before = dict(zip(_IDENTITY_FIELDS, row[2:], strict=True))
         if before == values:
@@ -267,11 +261,11 @@ def _identities_write(
                 changed.append(Identity(pk=row[0], updated_at=now, **{**before, "active": False}))
                 _identity_change(row[0], before, {**before, "active": False}, outcome, changes)
     Identity.objects.bulk_update(changed, [*_IDENTITY_FIELDS, "updated_at"], batch_size=_BATCH)
-    made = Identity.objects.bulk_create(created, batch_size=_BATCH)
-    outcome.created = len(made)
-    ids = {external_id: row[0] for external_id, row in existing.items()}
-    ids.update({identity.external_id: identity.pk for identity in made})
-    return ids, {identity.pk for identity in made}
+    outcome.created = rows_insert(
+        Identity, ["source_id", "external_id", *_IDENTITY_FIELDS, "created_at", "updated_at"], created
+    )
+    ids = dict(Identity.objects.filter(source=source).values_list("external_id", "pk").iterator(10_000))
+    return ids, {ids[row[1]] for row in created}
 
 
 def _identity_change(pk: int, before: dict, after: dict, outcome: Outcome, changes: _Changes) -> None:
@@ -340,9 +334,7 @@ def _memberships_write(
     }
     added = desired - current.keys()
     removed = current.keys() - desired
-    Membership.objects.bulk_create(
-        [Membership(identity_id=i, group_id=g) for i, g in added], batch_size=_BATCH, ignore_conflicts=True
-    )
+    rows_insert(Membership, ["identity_id", "group_id"], added)
     removed_pks = [current[pair] for pair in removed]
     for start in range(0, len(removed_pks), _BATCH):
         Membership.objects.filter(pk__in=removed_pks[start : start + _BATCH]).delete()
