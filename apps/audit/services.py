@@ -56,14 +56,17 @@ def audit_record_many(*, actor: Actor, changes: Iterable[AuditedChange]) -> int:
     """Append ``changes`` to the chain in order under one lock, in one bulk insert (a sync records
     thousands); same transaction rules as ``audit_record``. Returns how many were appended."""
     with transaction.atomic():
-        prev_hash, occurred_at = _chain_head(), timezone.now()
-        rows = []
-        for change in changes:
-            fields = _event_fields(actor, change, occurred_at)
-            digest = event_hash(prev_hash=prev_hash, **fields)
-            rows.append((prev_hash, digest, *fields.values()))
-            prev_hash = digest
-        return rows_insert(AuditEvent, ["prev_hash", "hash", *_EVENT_FIELDS], rows)
+        head, occurred_at = _chain_head(), timezone.now()
+
+        def rows():  # streamed: a run's events are never all in memory as rows
+            prev_hash = head
+            for change in changes:
+                fields = _event_fields(actor, change, occurred_at)
+                digest = event_hash(prev_hash=prev_hash, **fields)
+                yield (prev_hash, digest, *fields.values())
+                prev_hash = digest
+
+        return rows_insert(AuditEvent, ["prev_hash", "hash", *_EVENT_FIELDS], rows())
 
 
 _EVENT_FIELDS = (
