@@ -1,0 +1,1 @@
+"""Fakes of the services policyhub talks to: real servers on loopback speaking their protocols."""

@@ -11,6 +11,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -88,6 +89,16 @@ class ApiClient:
 
     def get(self, url: str, params: dict | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
         """The first answer ``classify`` accepts; raises a ``ConnectorError`` subclass otherwise."""
+        return self._get(url, params, headers, decode=False)[0]
+
+    def get_json(
+        self, url: str, params: dict | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[httpx.Response, Any]:
+        """Like ``get``, with the body parsed. A body that is not JSON (a proxy's error page, a cut-off
+        response) is retried like a 5xx: parsing inside the loop keeps one retry budget per request."""
+        return self._get(url, params, headers, decode=True)
+
+    def _get(self, url: str, params: dict | None, headers: dict[str, str] | None, *, decode: bool) -> tuple:
         where = f"GET {urlsplit(url).path or url}"
         attempt, refreshed, refresh = 0, False, False
         while True:
@@ -100,8 +111,13 @@ class ApiClient:
             else:
                 self.pacer.after(response)
                 verdict = self._classify(response)
+                if verdict is None and not decode:
+                    return response, None
                 if verdict is None:
-                    return response
+                    try:
+                        return response, response.json()
+                    except ValueError:  # JSONDecodeError and UnicodeDecodeError both are
+                        verdict = Retry("the response is not valid JSON")
             refresh = False
             if isinstance(verdict, ConnectorError):
                 raise type(verdict)(f"{where}: {verdict}")
