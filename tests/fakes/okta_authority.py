@@ -57,6 +57,9 @@ class Authority:
     def add_api_token(self, token: str) -> None:
         self._api_tokens.add(token)
 
+    def revoke_api_token(self, token: str) -> None:
+        self._api_tokens.discard(token)
+
     def add_service_app(self, client_id: str, *, public_key_pem: str, scopes: str, key_id: str = "") -> None:
         key = load_pem_public_key(public_key_pem.encode())
         self._apps[client_id] = _App(public_key=key, scopes=frozenset(scopes.split()), key_id=key_id)

@@ -157,6 +157,15 @@ class Directory:
             user.status, user.status_changed = status, int(self.clock())
             user.last_updated, user.raw = user.status_changed, None
 
+    def delete_user(self, user_id: str) -> None:
+        """Deleted outright (after deprovisioning): gone from every listing, filtered or not."""
+        with self._lock:
+            del self._users[user_id]
+            self._user_ids.remove(user_id)
+            for group in self._groups.values():
+                if user_id in group.members:
+                    group.members.remove(user_id)
+
     def add_group(self, name: str, *, description: str | None = None, members: Iterable[str] = ()) -> str:
         with self._lock:
             self._sequence += 1
