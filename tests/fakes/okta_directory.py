@@ -157,6 +157,13 @@ class Directory:
             user.status, user.status_changed = status, int(self.clock())
             user.last_updated, user.raw = user.status_changed, None
 
+    def update_profile(self, user_id: str, **changes) -> None:
+        """An admin edits the user's profile: ``lastUpdated`` moves."""
+        with self._lock:
+            user = self._users[user_id]
+            user.profile = {**user.profile, **changes}
+            user.last_updated, user.raw = int(self.clock()), None
+
     def delete_user(self, user_id: str) -> None:
         """Deleted outright (after deprovisioning): gone from every listing, filtered or not."""
         with self._lock:
