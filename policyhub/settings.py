@@ -164,6 +164,10 @@ POLICYHUB_KEY_RENEW_BEFORE_DAYS = env.int("POLICYHUB_KEY_RENEW_BEFORE_DAYS", def
 # ... and once a key that stopped signing has been trusted this long (at least its overlap).
 POLICYHUB_KEY_RETIRE_AFTER_HOURS = env.int("POLICYHUB_KEY_RETIRE_AFTER_HOURS", default=24)
 # Signed links (apps/credentials/links.py): time-limited artifact URLs for routes with signed_links.
+# Where ``seed_demo`` points the demo's Okta and Space sources: the fake organizations ``make demo``
+# starts (tests/fakes/demo_orgs.py).
+POLICYHUB_DEMO_OKTA_URL = env.str("POLICYHUB_DEMO_OKTA_URL", default="http://127.0.0.1:8701")
+POLICYHUB_DEMO_SPACE_URL = env.str("POLICYHUB_DEMO_SPACE_URL", default="http://127.0.0.1:8702")
 # Routes of a gateway a differential deploy proof re-proves besides those its change touches
 # (apps/gateways/proof_scope.py); 0 proves only the change.
 POLICYHUB_PROOF_SAMPLE_ROUTES = env.int("POLICYHUB_PROOF_SAMPLE_ROUTES", default=8)

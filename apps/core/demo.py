@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
@@ -20,6 +21,7 @@ from apps.core.crypto import Secret
 from apps.core.demo_policy import demo_policy_seed
 from apps.credentials.models import SigningKey
 from apps.identities.choices import IdentityKind, SourceKind
+from apps.identities.connectors.okta import identity_record as okta_identity_record
 from apps.identities.models import Group, Identity, IdentitySource, Membership
 from apps.identities.services import group_create, identity_create, identity_source_create, membership_add
 from apps.policies.models import AccessRule, Application, Gateway, PolicySnapshot, Role, RoleMapping, Route
@@ -28,39 +30,42 @@ from apps.policies.services import snapshot_build
 DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
 DEMO_ADMIN_USERNAME = "demo"
 
-# The demo never contacts Okta or Space: the credentials are placeholders and no sync is scheduled.
-_SOURCES = (
-    {
-        "slug": "okta",
-        "name": "Acme Okta",
-        "kind": SourceKind.OKTA,
-        "base_url": "https://acme.okta.com",
-        "credential": "demo-placeholder-okta-api-token",
-    },
-    {
-        "slug": "space",
-        "name": "Acme Space",
-        "kind": SourceKind.SPACE,
-        "base_url": "https://acme.jetbrains.space",
-        "credential": "demo-placeholder-space-client-secret",
-    },
-    {"slug": "local", "name": "Local service accounts", "kind": SourceKind.LOCAL},
-)
-DEMO_SOURCE_SLUGS = tuple(source["slug"] for source in _SOURCES)
+# The demo's Okta and Space are fake organizations on loopback (``tests/fakes/demo_orgs.py``, which
+# ``make demo`` starts) serving this same story, so ``sync_identities`` has something to import.
+DEMO_OKTA_TOKEN = "demo-okta-api-token"  # noqa: S105 (the fake demo organization's, nothing real)
+DEMO_SPACE_TOKEN = "demo-space-permanent-token"  # noqa: S105
 
-# Okta statuses of accounts that were activated and not switched off. RECOVERY, PASSWORD_EXPIRED and
-# LOCKED_OUT people can sign in again after a password step. STAGED and PROVISIONED accounts were
-# never activated. SUSPENDED and DEPROVISIONED ones were switched off by an admin.
-OKTA_ACTIVATED_STATUSES = frozenset({"ACTIVE", "RECOVERY", "PASSWORD_EXPIRED", "LOCKED_OUT"})
 
-_OKTA_USER_PAGES = ("okta/users_page_mixed_statuses.json", "okta/users_page_filter_suspended.json")
-_OKTA_GROUP_PAGES = ("okta/groups_page.json", "okta/groups_page_okta_and_app_group.openapi-example.json")
+def _sources() -> tuple[dict, ...]:
+    return (
+        {
+            "slug": "okta",
+            "name": "Acme Okta",
+            "kind": SourceKind.OKTA,
+            "base_url": settings.POLICYHUB_DEMO_OKTA_URL,
+            "credential": json.dumps({"token": DEMO_OKTA_TOKEN}),
+        },
+        {
+            "slug": "space",
+            "name": "Acme Space",
+            "kind": SourceKind.SPACE,
+            "base_url": settings.POLICYHUB_DEMO_SPACE_URL,
+            "credential": json.dumps({"token": DEMO_SPACE_TOKEN}),
+        },
+        {"slug": "local", "name": "Local service accounts", "kind": SourceKind.LOCAL},
+    )
+
+
+DEMO_SOURCE_SLUGS = ("okta", "space", "local")
+
+OKTA_USER_PAGES = ("okta/users_page_mixed_statuses.json", "okta/users_page_filter_suspended.json")
+OKTA_GROUP_PAGES = ("okta/groups_page.json", "okta/groups_page_okta_and_app_group.openapi-example.json")
 # Recorded in another run of the same SDK test, when the group had another id: matched by name.
-_OKTA_MEMBER_PAGES = {"Group-Target-Test": "okta/group_members_page.json"}
+OKTA_MEMBER_PAGES = {"Group-Target-Test": "okta/group_members_page.json"}
 
 # Invented for the demo: the recordings have no admin or contractor group. The ids follow the
 # fixtures' convention for invented Okta ids (00g0...), so they cannot pass for recorded ones.
-_OKTA_INVENTED_GROUPS = (
+OKTA_INVENTED_GROUPS = (
     {
         "id": "00g0demoplatformadm1",
         "type": "OKTA_GROUP",
@@ -74,14 +79,16 @@ _OKTA_INVENTED_GROUPS = (
 )
 # Invented for the demo: who sits in which group, by Okta login. No recording lists these members.
 # The contractor is also a platform admin, so the deny rule on Airflow's admin UI has something to do.
-# The suspended admin shows that a suspended account keeps its memberships but gets no roles.
-_OKTA_INVENTED_MEMBERSHIPS = {
+# The suspended admin, and the one in password recovery, show that an account Okta does not let in
+# keeps its memberships but gets no roles.
+OKTA_INVENTED_MEMBERSHIPS = {
     "Platform Admins": (
         "okta.admin@example.com",
+        "isaac.brock@example.com",
         "John.Doe-Comprehensive@example.com",
         "John.Doe-Suspend@example.com",
     ),
-    "Contractors": ("John.Doe-Comprehensive@example.com",),
+    "Contractors": ("isaac.brock@example.com",),
     "Engineering users": (
         "okta.admin@example.com",
         "John.Doe-Assign-User-Role@example.com",
@@ -90,7 +97,7 @@ _OKTA_INVENTED_MEMBERSHIPS = {
 }
 
 # Invented for the demo: no Space team list was ever recorded (Space was discontinued in 2025).
-_SPACE_INVENTED_TEAM = {"id": "0demoPkgPubl", "name": "Package Publishers", "members": ("p.empl",)}
+SPACE_INVENTED_TEAM = {"id": "0demoPkgPubl", "name": "Package Publishers", "members": ("p.empl",)}
 
 # Invented for the demo: no recording holds a service account, so the two the story needs are kept
 # in the local source. The Buildkite agent carries the claims of Buildkite's documented OIDC token,
@@ -170,7 +177,7 @@ def demo_seed(*, actor: Actor) -> DemoSummary:
     if existing:
         # Building is idempotent: unchanged policy returns the stored snapshot without writing.
         return _summary(existing_sources=existing, snapshot=snapshot_build(actor=actor))
-    sources = {spec["slug"]: identity_source_create(actor=actor, **spec) for spec in _SOURCES}
+    sources = {spec["slug"]: identity_source_create(actor=actor, **spec) for spec in _sources()}
     okta_groups = _seed_okta(actor=actor, source=sources["okta"])
     space_team = _seed_space(actor=actor, source=sources["space"])
     service_accounts = _seed_service_accounts(actor=actor, source=sources["local"])
@@ -187,26 +194,27 @@ def demo_seed(*, actor: Actor) -> DemoSummary:
 def _seed_okta(*, actor: Actor, source: IdentitySource) -> dict[str, Group]:
     """Okta users and groups as recorded: login → username, id → external id, profile → attributes."""
     users = {}
-    for page in (*_OKTA_USER_PAGES, *_OKTA_MEMBER_PAGES.values()):
+    for page in (*OKTA_USER_PAGES, *OKTA_MEMBER_PAGES.values()):
         for user in _load(page):
             users.setdefault(user["id"], user)
     people = {}
     for user in users.values():
-        profile = user["profile"]
-        people[profile["login"]] = identity_create(
+        record = okta_identity_record(user)  # exactly what a sync of this user writes
+        people[record.username] = identity_create(
             actor=actor,
             source=source,
-            external_id=user["id"],
-            username=profile["login"],
-            email=profile.get("email") or "",
-            display_name=profile.get("displayName") or f"{profile['firstName']} {profile['lastName']}",
-            active=user["status"] in OKTA_ACTIVATED_STATUSES,
-            attributes=profile,
+            external_id=record.external_id,
+            username=record.username,
+            kind=record.kind,
+            email=record.email,
+            display_name=record.display_name,
+            active=record.active,
+            attributes=record.attributes,
         )
 
     groups = {}
-    recorded = [group for page in _OKTA_GROUP_PAGES for group in _load(page)]
-    for okta_group in (*recorded, *_OKTA_INVENTED_GROUPS):
+    recorded = [group for page in OKTA_GROUP_PAGES for group in _load(page)]
+    for okta_group in (*recorded, *OKTA_INVENTED_GROUPS):
         name = okta_group["profile"]["name"]
         group = group_create(
             actor=actor,
@@ -219,10 +227,10 @@ def _seed_okta(*, actor: Actor, source: IdentitySource) -> dict[str, Group]:
         # Okta's one built-in group, Everyone, holds every user of the organization.
         if okta_group["type"] == "BUILT_IN":
             logins = list(people)
-        elif name in _OKTA_MEMBER_PAGES:
-            logins = [user["profile"]["login"] for user in _load(_OKTA_MEMBER_PAGES[name])]
+        elif name in OKTA_MEMBER_PAGES:
+            logins = [user["profile"]["login"] for user in _load(OKTA_MEMBER_PAGES[name])]
         else:
-            logins = _OKTA_INVENTED_MEMBERSHIPS.get(name, ())
+            logins = OKTA_INVENTED_MEMBERSHIPS.get(name, ())
         for login in logins:
             membership_add(actor=actor, identity=people[login], group=group)
     return groups
@@ -252,11 +260,11 @@ def _seed_space(*, actor: Actor, source: IdentitySource) -> Group:
     team = group_create(
         actor=actor,
         source=source,
-        external_id=_SPACE_INVENTED_TEAM["id"],
-        name=_SPACE_INVENTED_TEAM["name"],
+        external_id=SPACE_INVENTED_TEAM["id"],
+        name=SPACE_INVENTED_TEAM["name"],
         description="Publish to the Maven feed",
     )
-    for username in _SPACE_INVENTED_TEAM["members"]:
+    for username in SPACE_INVENTED_TEAM["members"]:
         membership_add(actor=actor, identity=people[username], group=team)
     return team
 

@@ -15,18 +15,23 @@ from django.db.models.functions import Cast
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_chain_verify
 from apps.core.actors import Actor
+from apps.core.choices import Trigger
 from apps.core.demo import DEMO_ADMIN_USERNAME, demo_seed
-from apps.identities.models import Group, Identity, IdentitySource, Membership
+from apps.identities.models import Group, Identity, IdentitySource, Membership, SyncRun
+from apps.identities.sync import identity_source_sync
 from apps.policies.decide import ReasonCode, decide
 from apps.policies.models import AccessRule, Application, Gateway, PolicySnapshot, Role, RoleMapping, Route
 from apps.policies.selectors import compiled_policy
+from apps.policies.services import snapshot_build
+from tests.fakes.demo_orgs import demo_orgs
 
 ACTOR = Actor.system("test")
 
 # Subjects from the recorded payloads (apps/core/demo_data/README.md) and the invented service accounts.
 OKTA_ADMIN = "okta:00unwlw0tbo8E6aVj5d7"  # okta.admin@example.com: ACTIVE, Platform Admins, Engineering users
 OKTA_ENGINEER = "okta:00upynhrehMaqXPgU5d7"  # ACTIVE, Engineering users
-OKTA_CONTRACTOR = "okta:00uqrks9ig7XuWV7X5d7"  # RECOVERY, Platform Admins and Contractors
+OKTA_CONTRACTOR = "okta:00uowwcs8cTcBPGMc5d7"  # isaac.brock: PASSWORD_EXPIRED, Platform Admins, Contractors
+OKTA_RECOVERY = "okta:00uqrks9ig7XuWV7X5d7"  # RECOVERY (not let in by Okta), Platform Admins
 OKTA_SUSPENDED = "okta:00usfdd3eO3sfObs54x6"  # SUSPENDED, Platform Admins
 OKTA_STAGED = "okta:00usfbpcapvcITLwi4x6"  # STAGED, from the Group-Target-Test members page
 SPACE_PUBLISHER = "space:4TUpet38n3Ow"  # p.empl, Package Publishers team
@@ -64,9 +69,9 @@ def test_seeding_creates_the_story(summary):
         "existing_sources": (),
         "identity_sources": 3,
         "identities": 15,
-        "active_identities": 13,
+        "active_identities": 12,  # the suspended, staged and in-recovery Okta users are not
         "groups": 8,
-        "memberships": 19,
+        "memberships": 20,
         "roles": 5,
         "role_mappings": 6,
         "applications": 4,
@@ -76,8 +81,8 @@ def test_seeding_creates_the_story(summary):
         "signing_keys": 6,  # per gateway: edge-token, signed-link and identity-assertion
     }
     assert {(s.slug, s.kind, s.base_url) for s in IdentitySource.objects.all()} == {
-        ("okta", "okta", "https://acme.okta.com"),
-        ("space", "space", "https://acme.jetbrains.space"),
+        ("okta", "okta", "http://127.0.0.1:8701"),  # the demo organizations make demo starts
+        ("space", "space", "http://127.0.0.1:8702"),
         ("local", "local", ""),
     }
     assert {(g.name, g.kind, g.listen_address, tuple(g.public_hostnames)) for g in Gateway.objects.all()} == {
@@ -92,8 +97,8 @@ def test_source_credentials_are_stored_encrypted(summary):
     stored = dict(IdentitySource.objects.values_list("slug", Cast("credential", TextField())))
     assert stored["local"] == ""
     for slug in ("okta", "space"):
-        assert stored[slug].startswith("gAAAA")  # a Fernet token, not the placeholder text
-        assert IdentitySource.objects.get(slug=slug).credential.reveal().startswith("demo-placeholder-")
+        assert stored[slug].startswith("gAAAA")  # a Fernet token, not the credential's text
+        assert json.loads(IdentitySource.objects.get(slug=slug).credential.reveal())["token"].startswith("demo-")
 
 
 def test_okta_users_keep_login_status_and_profile(summary):
@@ -105,7 +110,8 @@ def test_okta_users_keep_login_status_and_profile(summary):
         True,
     )
     assert admin.attributes["login"] == "okta.admin@example.com"
-    assert _identity(OKTA_CONTRACTOR).display_name == "John Doe Comprehensive"  # profile.displayName wins
+    recovering = _identity(OKTA_RECOVERY)
+    assert (recovering.display_name, recovering.active) == ("John Doe Comprehensive", False)  # displayName wins
     assert not _identity(OKTA_SUSPENDED).active
     assert not _identity(OKTA_STAGED).active
     everyone = Group.objects.get(source__slug="okta", name="Everyone")
@@ -152,8 +158,7 @@ def test_mappings_grant_the_story_roles(policy):
     assert {subject: set(roles) for subject, roles in policy.identity_roles.items() if roles} == {
         OKTA_ADMIN: {"airflow-admin", "engineer"},
         OKTA_ENGINEER: {"engineer"},
-        OKTA_CONTRACTOR: {"airflow-admin", "contractors"},
-        "okta:00uowwcs8cTcBPGMc5d7": {"engineer"},  # isaac.brock@example.com
+        OKTA_CONTRACTOR: {"airflow-admin", "contractors", "engineer"},
         SPACE_PUBLISHER: {"package-publisher"},
         BACKSTAGE_BACKEND: {"artifact-reader"},  # identity mapping
         BUILDKITE_AGENT: {"artifact-reader"},  # claim mapping on organization_slug
@@ -224,7 +229,7 @@ def _seed_demo_command(*args: str) -> tuple[str, str, str]:
 def test_command_prints_a_working_login_every_time(settings):
     settings.DEBUG = True
     output, username, password = _seed_demo_command()
-    assert "Seeded the demo: 3 identity sources, 15 identities (13 active)" in output
+    assert "Seeded the demo: 3 identity sources, 15 identities (12 active)" in output
     assert username == DEMO_ADMIN_USERNAME
     user = authenticate(username=username, password=password)
     assert user is not None and user.is_superuser and user.is_staff
@@ -258,3 +263,23 @@ def test_demo_gateways_can_mint_edge_tokens(summary):
         edge = mint_edge_token(identity=_identity(OKTA_ADMIN), gateway=gateway)
         assert edge.claims["aud"] == gateway.name
         assert "airflow-admin" in edge.claims["roles"]
+
+
+@pytest.mark.django_db
+def test_the_demo_sources_sync_from_the_demo_organizations_and_the_story_holds(settings):
+    with demo_orgs() as (okta, space):
+        settings.POLICYHUB_DEMO_OKTA_URL, settings.POLICYHUB_DEMO_SPACE_URL = okta.url, space.url
+        summary = demo_seed(actor=ACTOR)
+        roles_before = compiled_policy(snapshot=PolicySnapshot.objects.get(sha256=summary.snapshot_sha256))
+        for slug in ("okta", "space"):
+            identity_source_sync(source=IdentitySource.objects.get(slug=slug), actor=ACTOR, trigger=Trigger.CLI)
+
+    runs = {run.source.slug: run for run in SyncRun.objects.select_related("source")}
+    assert {slug: run.state for slug, run in runs.items()} == {"okta": "succeeded", "space": "succeeded"}
+    # the organizations serve the story the seed wrote: Okta's identities come back as they are
+    okta_run = runs["okta"]
+    assert (okta_run.created, okta_run.updated, okta_run.deactivated, okta_run.unchanged) == (0, 0, 0, 10)
+    assert okta_run.counts["memberships_added"] == okta_run.counts["memberships_removed"] == 0
+    assert (runs["space"].created, runs["space"].deactivated) == (0, 0)
+    policy = compiled_policy(snapshot=snapshot_build(actor=ACTOR))
+    assert dict(policy.identity_roles) == dict(roles_before.identity_roles)

@@ -61,6 +61,7 @@ class FakeOkta(Directory, Authority):
         page_size: int | None = None,
         token_lifetime: int = 3600,
         seed: bool = True,
+        port: int = 0,
     ):
         Directory.__init__(self)
         Authority.__init__(self, token_lifetime=token_lifetime)
@@ -78,7 +79,7 @@ class FakeOkta(Directory, Authority):
         self.rate_limited = 0  # 429s sent
         self.max_per_window: Counter[str] = Counter()  # the most requests a family got in one window
         self.log: list[tuple[str, str, int]] = []  # (method, target, status); status 0: dropped
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.fake = self
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self.link_base = self.url  # where Link headers point (a test may point them elsewhere)

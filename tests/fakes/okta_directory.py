@@ -95,14 +95,23 @@ class Directory:
         members page was recorded in another run); every seeded user in Everyone."""
         for name in SEED_USERS:
             for user in json.loads((PAYLOADS / name).read_text()):
-                if user["id"] not in self._users:
-                    self._store_user(_user_from_payload(user))
+                self.add_recorded_user(user)
         for name in SEED_GROUPS:
             for group in json.loads((PAYLOADS / name).read_text()):
-                self._store_group(_group_from_payload(group))
+                self.add_recorded_group(group)
         members = [user["id"] for user in json.loads((PAYLOADS / "group_members_page.json").read_text())]
         self.add_members(self.group_id("Group-Target-Test"), members, touch=False)
         self.add_members(self.group_id("Everyone"), list(self._users), touch=False)
+
+    def add_recorded_user(self, payload: dict) -> None:
+        """A user object as Okta answered it (a recording); the first of an id wins."""
+        with self._lock:
+            if payload["id"] not in self._users:
+                self._store_user(_user_from_payload(payload))
+
+    def add_recorded_group(self, payload: dict) -> None:
+        with self._lock:
+            self._store_group(_group_from_payload(payload))
 
     def add_user(
         self, *, login: str | None = None, status: str = "ACTIVE", profile: dict | None = None, everyone: bool = True
@@ -173,12 +182,14 @@ class Directory:
                 if user_id in group.members:
                     group.members.remove(user_id)
 
-    def add_group(self, name: str, *, description: str | None = None, members: Iterable[str] = ()) -> str:
+    def add_group(
+        self, name: str, *, description: str | None = None, members: Iterable[str] = (), id: str | None = None
+    ) -> str:
         with self._lock:
             self._sequence += 1
             now = int(self.clock())
             group = Group(
-                id=f"00g{self._sequence:015d}x6",
+                id=id or f"00g{self._sequence:015d}x6",
                 created=now,
                 last_updated=now,
                 last_membership_updated=now,

@@ -77,7 +77,9 @@ class FakeSpace:
         permanent_token: str | None = None,
         token_lifetime: int = 600,
         clock: Callable[[], float] = time.monotonic,
+        port: int = 0,
     ):
+        self.port = port  # 0: any free one
         self.client_id = client_id
         self.client_secret = client_secret or "cs-" + secrets.token_urlsafe(24)
         self.permanent_token = permanent_token or "pt-" + secrets.token_urlsafe(32)
@@ -104,7 +106,7 @@ class FakeSpace:
 
     def __enter__(self) -> "FakeSpace":
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = _Server(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", self.port), handler)
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         return self
 

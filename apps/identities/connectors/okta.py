@@ -114,7 +114,7 @@ class OktaConnector:
             for user in page:
                 if user.get("id") and user["id"] not in seen:  # a user moved across pages comes twice
                     seen.add(user["id"])
-                    yield _identity(user)
+                    yield identity_record(user)
                     tally.records += 1
             tally.page("users")
         seen.clear()
@@ -123,7 +123,7 @@ class OktaConnector:
             after = _okta_time_before(since)
             params["filter"] = f'lastUpdated gt "{after}" or lastMembershipUpdated gt "{after}"'
         for page in self._pages("/api/v1/groups", params):
-            groups = [_group(group) for group in page if group.get("id") and group["id"] not in seen]
+            groups = [group_record(group) for group in page if group.get("id") and group["id"] not in seen]
             seen.update(group.external_id for group in groups)
             tally.page("groups")
             for group in groups:
@@ -254,7 +254,8 @@ class _Tally:
             self._listener(Progress(stage=stage, pages=self.pages, records=self.records, requests=self._api.requests))
 
 
-def _identity(user: dict) -> IdentityRecord:
+def identity_record(user: dict) -> IdentityRecord:
+    """An Okta user object as policyhub's identity (the demo seeds its recorded users with it too)."""
     profile = user.get("profile") or {}
     status = str(user.get("status") or "")
     login = str(profile.get("login") or user["id"])
@@ -271,7 +272,7 @@ def _identity(user: dict) -> IdentityRecord:
     )
 
 
-def _group(group: dict) -> GroupRecord:
+def group_record(group: dict) -> GroupRecord:
     profile = group.get("profile") or {}
     return GroupRecord(
         external_id=group["id"],
