@@ -203,4 +203,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # A line per HTTP request (thousands in a sync) or SSH command: the runs' own rows say what happened.
+    "loggers": {name: {"level": env.str("LOG_LEVEL_CLIENTS", default="WARNING")} for name in ("httpx", "asyncssh")},
 }

@@ -133,6 +133,7 @@ def identity_source_sync(
     """Sync ``source`` now, in this process; returns its run (``succeeded`` or ``failed``, with why).
     ``full``: read everything even when the connector could read only the changes."""
     with advisory_lock(SYNC_LOCK_CLASS, source.pk, busy=SyncBusy, message=f"a sync of {source.name} is running"):
+        _runs_interrupted(source, actor)
         try:
             connector = connector_for(source)
         except ConnectorError as error:
@@ -164,6 +165,13 @@ def identity_source_sync(
             return _run_fail(run, actor, f"writing failed ({type(error).__name__}: {error}); nothing was changed")
         timings = {"fetch": round(fetched_at - started, 3), "apply": round(time.monotonic() - fetched_at, 3)}
         return _run_succeed(run, actor, outcome, timings)
+
+
+def _runs_interrupted(source: IdentitySource, actor: Actor) -> None:
+    """Runs still ``running`` while their source's lock is free lost their worker: they end
+    ``failed`` (their transaction, if any, rolled back with the connection)."""
+    for run in SyncRun.objects.filter(source=source, state=SyncState.RUNNING):
+        _run_fail(run, actor, "interrupted: the process running it stopped; nothing was changed")
 
 
 def _run_start(*, source: IdentitySource, actor: Actor, trigger: str, since: datetime | None) -> SyncRun:

@@ -256,3 +256,13 @@ def test_a_source_nothing_can_read_fails_its_run_readably(db):
     assert run.state == SyncState.FAILED
     assert run.messages[-1]["text"] == f"cannot read {local.name}: Local sources have nothing to sync from"
     assert run.finished_at - run.started_at < timedelta(seconds=30)
+
+
+def test_a_run_whose_worker_died_is_marked_interrupted_by_the_next(source, connect):
+    stuck = SyncRun.objects.create(source=source, trigger=Trigger.SCHEDULE, actor="system:x", mode="full")
+    connect(everyone())
+
+    assert _sync(source).state == SyncState.SUCCEEDED
+
+    stuck.refresh_from_db()
+    assert stuck.state == SyncState.FAILED and stuck.messages[-1]["text"].startswith("interrupted")
