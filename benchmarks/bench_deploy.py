@@ -38,7 +38,15 @@ from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 
-from benchmarks.bench_policy import Row, configure_environment, create_database, migrate, print_table, setup_django
+from benchmarks.bench_policy import (
+    Row,
+    configure_environment,
+    create_database,
+    migrate,
+    print_table,
+    run_on_postgres,
+    setup_django,
+)
 from benchmarks.dataset import METHOD_SETS, create_access_rules, create_roles, random_prefix
 
 TARGET_SECONDS = 2.0
@@ -212,14 +220,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    from tests.support.postgres import start_postgres
-
-    server = start_postgres()
-    try:
-        return run(args, server)
-    finally:
-        server.stop()
+    return run_on_postgres(run, parse_args(argv))
 
 
 if __name__ == "__main__":

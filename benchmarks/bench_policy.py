@@ -266,10 +266,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.build_child:
-        return build_child()
+def run_on_postgres(run, args: argparse.Namespace) -> int:
+    """``run(args, server)`` with a throwaway PostgreSQL server, stopped afterwards whatever happens."""
     from tests.support.postgres import start_postgres
 
     server = start_postgres()
@@ -277,6 +275,13 @@ def main(argv: list[str] | None = None) -> int:
         return run(args, server)
     finally:
         server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.build_child:
+        return build_child()
+    return run_on_postgres(run, args)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from benchmarks.bench_policy import (
     migrate,
     print_table,
     proc_status_kib,
+    run_on_postgres,
     setup_django,
 )
 
@@ -160,14 +161,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    from tests.support.postgres import start_postgres
-
-    server = start_postgres()
-    try:
-        return run(args, server)
-    finally:
-        server.stop()
+    return run_on_postgres(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ The connector here lists records a test names: it stands for the connector *cont
 (``connectors/base.py``); the Okta and Space connectors are tested against their fakes.
 """
 
-import json
 import threading
 from datetime import timedelta
 
@@ -22,12 +21,8 @@ from apps.identities.connectors.base import (
     MembershipRecord,
 )
 from apps.identities.models import Group, Identity, Membership, SyncRun
-from apps.policies import services as policies
-from apps.policies.choices import AuthMode, MatchKind
-from apps.policies.decide import decide
-from apps.policies.models import Role
-from apps.policies.snapshot import compile_policy
 from tests.factories import IdentitySourceFactory
+from tests.support.gated_route import allowed_now, group_gated_route
 from tests.support.listed_source import ADMINS, ALICE, BOB, DEVS, ListedConnector, everyone
 
 ACTOR = Actor.system("sync-test")
@@ -100,24 +95,12 @@ def test_a_sync_that_finds_nothing_new_changes_nothing(source, connect):
 def test_leaving_a_group_costs_the_mapped_role_and_through_decide_the_access(source, connect):
     connect(everyone())
     _sync(source)
-    role = Role.objects.create(slug="airflow-admin")
-    policies.role_mapping_create(
-        actor=ACTOR, role=role, match_kind=MatchKind.GROUP, group=Group.objects.get(name="platform-admins")
+    group_gated_route(
+        group=Group.objects.get(name="platform-admins"), role="airflow-admin", host="airflow.test", path_prefix="/admin"
     )
-    gateway = policies.gateway_create(
-        actor=ACTOR, name="edge", kind="haproxy", listen_address="127.0.0.1:8443", public_hostnames=["airflow.test"]
-    )
-    application = policies.application_create(actor=ACTOR, name="Airflow", slug="airflow")
-    route = policies.route_create(
-        actor=ACTOR, gateway=gateway, application=application, host="airflow.test", path_prefix="/admin",
-        upstream_url="http://127.0.0.1:9000",
-    )  # fmt: skip
-    policies.access_rule_create(actor=ACTOR, route=route, auth_mode=AuthMode.ROLES, roles=[role])
 
     def alice_may_enter() -> bool:
-        snapshot = policies.snapshot_build(actor=ACTOR)
-        policy = compile_policy(json.loads(snapshot.content))
-        return decide(policy, "okta:00u-alice", "GET", "airflow.test", "/admin", "10.0.0.1", gateway="edge").allowed
+        return allowed_now("okta:00u-alice", "GET", "airflow.test", "/admin")
 
     assert alice_may_enter()
     connect([rec for rec in everyone() if rec != MembershipRecord(ALICE.external_id, ADMINS.external_id)])

@@ -12,12 +12,8 @@ from apps.core.crypto import Secret
 from apps.identities.choices import SyncMode, SyncState
 from apps.identities.models import Group, Identity, IdentitySource
 from apps.identities.sync import identity_source_sync
-from apps.policies import services as policies
-from apps.policies.choices import AuthMode, MatchKind
-from apps.policies.decide import decide
-from apps.policies.models import Role
-from apps.policies.snapshot import compile_policy
 from tests.fakes.okta import FakeOkta
+from tests.support.gated_route import allowed_now, group_gated_route
 
 ACTOR = Actor.system("okta-sync-test")
 TOKEN = "00okta-api-token-never-shown"
@@ -46,23 +42,8 @@ def _sync(source, **options):
     return run
 
 
-def _airflow_admin_route(admins: Group) -> None:
-    role = Role.objects.create(slug="airflow-admin")
-    policies.role_mapping_create(actor=ACTOR, role=role, match_kind=MatchKind.GROUP, group=admins)
-    gateway = policies.gateway_create(
-        actor=ACTOR, name="edge", kind="haproxy", listen_address="127.0.0.1:8443", public_hostnames=[HOST]
-    )
-    application = policies.application_create(actor=ACTOR, name="Airflow", slug="airflow")
-    route = policies.route_create(
-        actor=ACTOR, gateway=gateway, application=application, host=HOST, path_prefix="/admin",
-        upstream_url="http://127.0.0.1:9000",
-    )  # fmt: skip
-    policies.access_rule_create(actor=ACTOR, route=route, auth_mode=AuthMode.ROLES, roles=[role])
-
-
 def _may_administer(subject: str) -> bool:
-    policy = compile_policy(json.loads(policies.snapshot_build(actor=ACTOR).content))
-    return decide(policy, subject, "GET", HOST, "/admin/dags", "10.0.0.1", gateway="edge").allowed
+    return allowed_now(subject, "GET", HOST, "/admin/dags")
 
 
 def test_an_okta_user_removed_from_the_group_loses_the_mapped_role_and_the_access(okta, source):
@@ -70,7 +51,12 @@ def test_an_okta_user_removed_from_the_group_loses_the_mapped_role_and_the_acces
     admins = okta.add_group("platform-admins", members=[alice, bob])
     others = okta.add_group("staff")
     _sync(source)
-    _airflow_admin_route(Group.objects.get(source=source, external_id=admins))
+    group_gated_route(
+        group=Group.objects.get(source=source, external_id=admins),
+        role="airflow-admin",
+        host=HOST,
+        path_prefix="/admin",
+    )
     assert _may_administer(f"okta:{alice}") and _may_administer(f"okta:{bob}")
 
     okta.move_member(alice, admins, others)

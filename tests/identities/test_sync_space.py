@@ -1,8 +1,6 @@
 """A Space organization synced end to end: the real connector against the fake Space, the sync
 service writing, a role mapping on a team turning into access and out of it again."""
 
-import json
-
 import pytest
 
 from apps.core.actors import Actor
@@ -11,12 +9,8 @@ from apps.core.crypto import Secret
 from apps.identities.choices import SyncState
 from apps.identities.models import Group, Identity, IdentitySource
 from apps.identities.sync import identity_source_sync
-from apps.policies import services as policies
-from apps.policies.choices import AuthMode, MatchKind
-from apps.policies.decide import decide
-from apps.policies.models import Role
-from apps.policies.snapshot import compile_policy
 from tests.fakes.space import FakeSpace
+from tests.support.gated_route import allowed_now, group_gated_route
 
 ACTOR = Actor.system("space-sync-test")
 HOST = "packages.test"
@@ -43,22 +37,7 @@ def _sync(source):
 
 
 def _may_publish(subject: str) -> bool:
-    policy = compile_policy(json.loads(policies.snapshot_build(actor=ACTOR).content))
-    return decide(policy, subject, "PUT", HOST, "/maven/lib.jar", "10.0.0.1", gateway="edge").allowed
-
-
-def _publishing_route(release: Group) -> None:
-    role = Role.objects.create(slug="package-publisher")
-    policies.role_mapping_create(actor=ACTOR, role=role, match_kind=MatchKind.GROUP, group=release)
-    gateway = policies.gateway_create(
-        actor=ACTOR, name="edge", kind="lighttpd", listen_address="127.0.0.1:8443", public_hostnames=[HOST]
-    )
-    application = policies.application_create(actor=ACTOR, name="Packages", slug="packages")
-    route = policies.route_create(
-        actor=ACTOR, gateway=gateway, application=application, host=HOST, path_prefix="/maven",
-        upstream_url="http://127.0.0.1:9000",
-    )  # fmt: skip
-    policies.access_rule_create(actor=ACTOR, route=route, auth_mode=AuthMode.ROLES, roles=[role])
+    return allowed_now(subject, "PUT", HOST, "/maven/lib.jar")
 
 
 def test_a_space_team_mapped_to_a_role_grants_access_to_its_and_its_sub_teams_members(space, source):
@@ -74,7 +53,12 @@ def test_a_space_team_mapped_to_a_role_grants_access_to_its_and_its_sub_teams_me
 
     assert (run.created, run.counts["groups_created"]) == (3, 2)
     assert Identity.objects.get(username="Ann.Lee").display_name == "Ann Lee"
-    _publishing_route(Group.objects.get(source=source, name="Release"))
+    group_gated_route(
+        group=Group.objects.get(source=source, name="Release"),
+        role="package-publisher",
+        host=HOST,
+        path_prefix="/maven",
+    )
     assert _may_publish(f"space:{ann}") and _may_publish(f"space:{ben}")  # ben through the sub-team
 
     space.profiles[ben]["archived"] = True  # an admin archives Ben in Space
