@@ -1,0 +1,79 @@
+"""Every API endpoint x every hub role (and no credential) x every method it serves: exactly the
+allowed set this table names. An endpoint missing from the table fails the test, as does an entry
+whose endpoint is gone, so nothing ships with a permission nobody chose.
+
+A request counts as refused when it answers 401 ``not_authenticated`` / ``authentication_failed``
+or 403 ``permission_denied`` (the permission check's own codes); anything else (200, 400 for an
+empty body, 404 for a made-up id, a view's own 403 with another code) means the role got in.
+"""
+
+import re
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from apps.api.choices import HubRole
+from tests.api.conftest import bearer
+
+ANONYMOUS = "anonymous"
+EVERYONE = frozenset({ANONYMOUS, *HubRole.values})
+ADMIN = frozenset({HubRole.ADMIN})
+REFUSED = {(401, "not_authenticated"), (401, "authentication_failed"), (403, "permission_denied")}
+
+# (route as Django writes it, method) -> the principals let in.
+EXPECTED = {
+    ("api/v1/tokens", "POST"): ADMIN | {HubRole.SERVICE},
+    ("api/v1/schema/", "GET"): EVERYONE,
+    ("api/v1/docs/", "GET"): EVERYONE,
+}
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _api_endpoints() -> dict[tuple[str, str], object]:
+    """(route, method) -> view callback for every API route, from the URL resolver itself."""
+    found = {}
+
+    def walk(patterns, prefix: str):
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, route)
+            elif isinstance(pattern, URLPattern) and route.startswith("api/v1/") and route != "api/v1/^":
+                actions = getattr(pattern.callback, "actions", None)
+                view = getattr(pattern.callback, "cls", None) or getattr(pattern.callback, "view_class", None)
+                if actions is not None:
+                    methods = [method.upper() for method in actions]
+                else:
+                    methods = [method for method in METHODS if hasattr(view, method.lower())]
+                for method in methods:
+                    found[(route.removesuffix("$").replace("^", ""), method)] = pattern.callback
+
+    walk(get_resolver().url_patterns, "")
+    return found
+
+
+def _concrete(route: str) -> str:
+    """A URL for the route: every path parameter filled with an id nothing has."""
+    return "/" + re.sub(r"<(?:\w+:)?\w+>|\(\?P<\w+>[^)]+\)", "999999", route)
+
+
+def test_the_table_names_every_endpoint_and_nothing_else(db):
+    assert set(_api_endpoints()) == set(EXPECTED)
+
+
+@pytest.mark.parametrize(("route", "method"), sorted(EXPECTED))
+def test_each_endpoint_admits_exactly_its_roles(db, api, make_token, route, method):
+    admitted = set()
+    for principal in sorted(EVERYONE):
+        headers = {} if principal == ANONYMOUS else bearer(make_token(principal))
+        response = api.generic(method, _concrete(route), data="{}", content_type="application/json", headers=headers)
+        if (response.status_code, _error_code(response)) not in REFUSED:
+            admitted.add(principal)
+    assert admitted == EXPECTED[(route, method)]
+
+
+def _error_code(response) -> str | None:
+    if not response.headers.get("Content-Type", "").startswith("application/json"):
+        return None
+    body = response.json()
+    return body.get("error", {}).get("code") if isinstance(body, dict) else None
