@@ -17,18 +17,11 @@ from apps.credentials.material import generate_key_material
 from apps.credentials.services import signing_key_generate
 from apps.identities import services as identity_services
 from apps.policies import services as policy_services
+from tests.audit.conftest import tamper
 
 pytestmark = pytest.mark.django_db
 
 ALICE = Actor("user", "alice", request_id="req-1", client_ip="::ffff:192.0.2.10")
-
-
-def _tamper(sql: str, params: list) -> None:
-    """What an attacker with database superuser rights could do: bypass the trigger and rewrite."""
-    with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_auditevent_append_only")
-        cursor.execute(sql, params)
-        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_auditevent_append_only")
 
 
 def _three_events() -> list[AuditEvent]:
@@ -135,7 +128,7 @@ def test_postgresql_refuses_updates_and_deletes_that_bypass_the_orm():
 
 def test_altered_content_is_detected_at_the_altered_row():
     _, second, _ = _three_events()
-    _tamper("UPDATE audit_auditevent SET actor = 'user:mallory' WHERE id = %s", [second.pk])
+    tamper("UPDATE audit_auditevent SET actor = 'user:mallory' WHERE id = %s", [second.pk])
     result = audit_chain_verify()
     assert (result.first_broken_id, result.checked) == (second.pk, 1)
     assert "content does not match its hash" in result.problem
@@ -143,7 +136,7 @@ def test_altered_content_is_detected_at_the_altered_row():
 
 def test_altered_payload_is_detected_even_with_a_recomputed_hash():
     _, second, third = _three_events()
-    _tamper('UPDATE audit_auditevent SET after = \'{"role": "admin"}\', hash = %s WHERE id = %s', ["f" * 64, second.pk])
+    tamper('UPDATE audit_auditevent SET after = \'{"role": "admin"}\', hash = %s WHERE id = %s', ["f" * 64, second.pk])
     result = audit_chain_verify()
     # Either the row's own hash or the next row's link breaks: never silently intact.
     assert result.first_broken_id in {second.pk, third.pk}
@@ -151,7 +144,7 @@ def test_altered_payload_is_detected_even_with_a_recomputed_hash():
 
 def test_a_removed_row_is_detected_at_its_successor():
     _, second, third = _three_events()
-    _tamper("DELETE FROM audit_auditevent WHERE id = %s", [second.pk])
+    tamper("DELETE FROM audit_auditevent WHERE id = %s", [second.pk])
     result = audit_chain_verify()
     assert result.first_broken_id == third.pk
     assert "removed or reordered" in result.problem
@@ -161,14 +154,14 @@ def test_verify_audit_command_reports_intact_and_broken_chains(capsys):
     *_, third = _three_events()
     call_command("verify_audit")
     assert "audit chain intact: 3 events verified" in capsys.readouterr().out
-    _tamper("UPDATE audit_auditevent SET object_id = '99' WHERE id = %s", [third.pk])
+    tamper("UPDATE audit_auditevent SET object_id = '99' WHERE id = %s", [third.pk])
     with pytest.raises(CommandError, match=rf"audit chain broken at event #{third.pk}: content does not match"):
         call_command("verify_audit")
 
 
 def test_export_audit_writes_json_lines_since_a_moment(tmp_path, capsys):
     first, second, third = _three_events()
-    _tamper("UPDATE audit_auditevent SET occurred_at = occurred_at - interval '3 days' WHERE id = %s", [first.pk])
+    tamper("UPDATE audit_auditevent SET occurred_at = occurred_at - interval '3 days' WHERE id = %s", [first.pk])
     since = (third.occurred_at - timedelta(days=1)).isoformat()
     call_command("export_audit", since=since)
     lines = capsys.readouterr().out.strip().splitlines()
