@@ -193,6 +193,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # 'kind' is a field of several models: name each enum after what it is, not after the field.
+    "ENUM_NAME_OVERRIDES": {"GatewayKindEnum": "apps.policies.choices.GatewayKind"},
     # Swagger UI from the drf-spectacular-sidecar package's static files: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -9,6 +9,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.serializers import as_serializer_error
@@ -48,6 +49,8 @@ def api_exception_handler(exc, context):
         exc = exceptions.NotFound(*exc.args)
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
+    elif isinstance(exc, ProtectedError):  # a delete refused by on_delete=PROTECT (or a service saying the same)
+        exc = Conflict(_still_referenced(exc), code="protected")
     response = exception_handler(exc, context)
     if response is None:
         # Unexpected: logged with its traceback here (the response no longer reaches Django's handler),
@@ -62,6 +65,18 @@ def api_exception_handler(exc, context):
     if isinstance(exc, exceptions.AuthenticationFailed) and "WWW-Authenticate" in response:
         response["WWW-Authenticate"] += ', error="invalid_token"'  # RFC 6750 §3.1: a token was presented
     return response
+
+
+def _still_referenced(exc: ProtectedError) -> str:
+    """'still referenced by 2 routes (a.example.test/, b.example.test/)…': what to change first."""
+    by_kind: dict[str, list[str]] = {}
+    for referrer in exc.protected_objects:
+        by_kind.setdefault(str(referrer._meta.verbose_name_plural), []).append(str(referrer))
+    parts = []
+    for kind, names in sorted(by_kind.items()):
+        shown = ", ".join(sorted(names)[:5]) + (", …" if len(names) > 5 else "")
+        parts.append(f"{len(names)} {kind} ({shown})")
+    return f"cannot delete: still referenced by {'; '.join(parts)}; change or delete those first"
 
 
 def api_not_found(request, *args, **kwargs) -> JsonResponse:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import ProtectedError
 
 from apps.audit.services import audit_record
 from apps.core.actors import Actor
@@ -22,6 +23,19 @@ from apps.policies.snapshot import content_sha256, snapshot_content
 
 def role_create(*, actor: Actor, slug: str, name: str = "", description: str = "") -> Role:
     return model_create(model=Role, actor=actor, data={"slug": slug, "name": name, "description": description})
+
+
+def role_update(*, role: Role, actor: Actor, data: dict) -> Role:
+    return model_update(instance=role, actor=actor, data=data)[0]
+
+
+@transaction.atomic
+def role_delete(*, role: Role, actor: Actor) -> None:
+    """Refused while rules list the role: dropping it from a rule would silently change who gets in."""
+    rules = list(role.access_rules.select_related("route"))
+    if rules:
+        raise ProtectedError(f"role {role} is listed by access rules", set(rules))
+    model_delete(instance=role, actor=actor)
 
 
 def role_mapping_create(
@@ -82,6 +96,10 @@ def application_update(*, application: Application, actor: Actor, data: dict) ->
     return model_update(instance=application, actor=actor, data=data)[0]
 
 
+def application_delete(*, application: Application, actor: Actor) -> None:
+    model_delete(instance=application, actor=actor)
+
+
 def gateway_create(
     *,
     actor: Actor,
@@ -89,6 +107,7 @@ def gateway_create(
     kind: str,
     listen_address: str,
     public_hostnames: Iterable[str],
+    edge_token_algorithm: str = "",
     deploy_directory: str = "",
     description: str = "",
 ) -> Gateway:
@@ -100,6 +119,7 @@ def gateway_create(
             "kind": kind,
             "listen_address": listen_address,
             "public_hostnames": list(public_hostnames),
+            "edge_token_algorithm": edge_token_algorithm,
             "deploy_directory": deploy_directory,
             "description": description,
         },
@@ -108,6 +128,11 @@ def gateway_create(
 
 def gateway_update(*, gateway: Gateway, actor: Actor, data: dict) -> Gateway:
     return model_update(instance=gateway, actor=actor, data=data)[0]
+
+
+def gateway_delete(*, gateway: Gateway, actor: Actor) -> None:
+    """Refused (PROTECT) while routes, keys, certificates or deployments refer to the gateway."""
+    model_delete(instance=gateway, actor=actor)
 
 
 def route_create(
@@ -206,7 +231,8 @@ def access_rule_update(
     *, rule: AccessRule, actor: Actor, data: dict, roles: Iterable[Role] | None = None
 ) -> AccessRule:
     new_roles = list(rule.roles.all()) if roles is None else list(roles)
-    candidate = AccessRule(pk=rule.pk, **{f.attname: getattr(rule, f.attname) for f in rule._meta.concrete_fields})
+    candidate = AccessRule(**{f.attname: getattr(rule, f.attname) for f in rule._meta.concrete_fields})
+    candidate._state.adding = False  # the stored rule itself: its own id is not a uniqueness clash
     for name, value in data.items():
         setattr(candidate, name, value)
     _validated_rule(candidate, new_roles)
@@ -220,14 +246,19 @@ def access_rule_delete(*, rule: AccessRule, actor: Actor) -> None:
 
 def snapshot_build(*, actor: Actor) -> PolicySnapshot:
     """Capture the effective policy now. The same policy always yields the same (reused) snapshot."""
+    return snapshot_build_reporting(actor=actor)[0]
+
+
+def snapshot_build_reporting(*, actor: Actor) -> tuple[PolicySnapshot, bool]:
+    """``snapshot_build``, also saying whether the snapshot is new (False: the policy is unchanged)."""
     content = read_consistently(snapshot_content)
     text = canonical_json(content)
     sha256 = content_sha256(text)
     with transaction.atomic():
         existing = PolicySnapshot.objects.filter(sha256=sha256).first()
         if existing is not None:
-            return existing
-        return _snapshot_store(actor=actor, sha256=sha256, text=text, content=content)
+            return existing, False
+        return _snapshot_store(actor=actor, sha256=sha256, text=text, content=content), True
 
 
 def _snapshot_store(*, actor: Actor, sha256: str, text: str, content: dict) -> PolicySnapshot:

@@ -19,6 +19,8 @@ ANONYMOUS = "anonymous"
 EVERYONE = frozenset({ANONYMOUS, *HubRole.values})
 ADMIN = frozenset({HubRole.ADMIN})
 AUDIT = ADMIN | {HubRole.AUDITOR}
+READ = EVERYONE - {ANONYMOUS}  # admin, editor, auditor, service
+EDIT = ADMIN | {HubRole.EDITOR}
 REFUSED = {(401, "not_authenticated"), (401, "authentication_failed"), (403, "permission_denied")}
 
 # (route as Django writes it, method) -> the principals let in.
@@ -30,6 +32,45 @@ EXPECTED = {
     ("api/v1/audit-events/(?P<pk>[0-9]+)", "GET"): AUDIT,
     ("api/v1/audit-events/export", "GET"): AUDIT,
     ("api/v1/audit-events/verify", "GET"): AUDIT,
+    ("api/v1/roles", "GET"): READ,
+    ("api/v1/roles", "POST"): EDIT,
+    ("api/v1/roles/(?P<pk>[0-9]+)", "GET"): READ,
+    ("api/v1/roles/(?P<pk>[0-9]+)", "PUT"): EDIT,
+    ("api/v1/roles/(?P<pk>[0-9]+)", "PATCH"): EDIT,
+    ("api/v1/roles/(?P<pk>[0-9]+)", "DELETE"): EDIT,
+    ("api/v1/role-mappings", "GET"): READ,
+    ("api/v1/role-mappings", "POST"): EDIT,
+    ("api/v1/role-mappings/(?P<pk>[0-9]+)", "GET"): READ,
+    ("api/v1/role-mappings/(?P<pk>[0-9]+)", "PUT"): EDIT,
+    ("api/v1/role-mappings/(?P<pk>[0-9]+)", "PATCH"): EDIT,
+    ("api/v1/role-mappings/(?P<pk>[0-9]+)", "DELETE"): EDIT,
+    ("api/v1/applications", "GET"): READ,
+    ("api/v1/applications", "POST"): EDIT,
+    ("api/v1/applications/(?P<pk>[0-9]+)", "GET"): READ,
+    ("api/v1/applications/(?P<pk>[0-9]+)", "PUT"): EDIT,
+    ("api/v1/applications/(?P<pk>[0-9]+)", "PATCH"): EDIT,
+    ("api/v1/applications/(?P<pk>[0-9]+)", "DELETE"): EDIT,
+    ("api/v1/gateways", "GET"): READ,
+    ("api/v1/gateways", "POST"): ADMIN,
+    ("api/v1/gateways/(?P<pk>[0-9]+)", "GET"): READ,
+    ("api/v1/gateways/(?P<pk>[0-9]+)", "PUT"): EDIT,
+    ("api/v1/gateways/(?P<pk>[0-9]+)", "PATCH"): EDIT,
+    ("api/v1/gateways/(?P<pk>[0-9]+)", "DELETE"): ADMIN,
+    ("api/v1/routes", "GET"): READ,
+    ("api/v1/routes", "POST"): EDIT,
+    ("api/v1/routes/(?P<pk>[0-9]+)", "GET"): READ,
+    ("api/v1/routes/(?P<pk>[0-9]+)", "PUT"): EDIT,
+    ("api/v1/routes/(?P<pk>[0-9]+)", "PATCH"): EDIT,
+    ("api/v1/routes/(?P<pk>[0-9]+)", "DELETE"): EDIT,
+    ("api/v1/access-rules", "GET"): READ,
+    ("api/v1/access-rules", "POST"): EDIT,
+    ("api/v1/access-rules/(?P<pk>[0-9]+)", "GET"): READ,
+    ("api/v1/access-rules/(?P<pk>[0-9]+)", "PUT"): EDIT,
+    ("api/v1/access-rules/(?P<pk>[0-9]+)", "PATCH"): EDIT,
+    ("api/v1/access-rules/(?P<pk>[0-9]+)", "DELETE"): EDIT,
+    ("api/v1/snapshots", "GET"): READ,
+    ("api/v1/snapshots", "POST"): EDIT,
+    ("api/v1/snapshots/(?P<pk>[0-9]+)", "GET"): READ,
 }
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 

@@ -12,7 +12,12 @@ def test_the_schema_generates_without_warnings_and_validates(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
     schema = yaml.safe_load(target.read_text())
     audit = {f"/api/v1/audit-events{suffix}" for suffix in ("", "/{id}", "/export", "/verify")}
-    assert set(schema["paths"]) == {"/api/v1/tokens", "/.well-known/jwks.json", *audit}
+    policies = {
+        f"/api/v1/{resource}{suffix}"
+        for resource in ("roles", "role-mappings", "applications", "gateways", "routes", "access-rules", "snapshots")
+        for suffix in ("", "/{id}")
+    }
+    assert set(schema["paths"]) == {"/api/v1/tokens", "/.well-known/jwks.json", *audit, *policies}
     assert schema["paths"]["/api/v1/tokens"]["post"]["security"] == [{"ServiceToken": []}]
     assert schema["components"]["securitySchemes"]["ServiceToken"]["scheme"] == "bearer"
     assert set(schema["paths"]["/api/v1/tokens"]["post"]["responses"]) == {"200", "400", "401", "403", "404", "409"}
