@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_filters",
     "apps.core",
     "apps.audit",
     "apps.identities",
@@ -195,6 +196,13 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from the drf-spectacular-sidecar package's static files: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Choice sets whose field names other models share ("kind", "state", "mode"): named after their class.
+    "ENUM_NAME_OVERRIDES": {
+        "IdentitySourceKindEnum": "apps.identities.choices.SourceKind",
+        "IdentityKindEnum": "apps.identities.choices.IdentityKind",
+        "SyncRunStateEnum": "apps.identities.choices.SyncState",
+        "SyncRunModeEnum": "apps.identities.choices.SyncMode",
+    },
 }
 
 LOGGING = {

@@ -7,8 +7,9 @@
 
 import logging
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler
@@ -43,6 +44,10 @@ def api_exception_handler(exc, context):
     """DRF's handler (status, headers such as WWW-Authenticate and Allow), then the one shape."""
     if isinstance(exc, DjangoValidationError):  # raised by services (full_clean): the caller's input is wrong
         exc = exceptions.ValidationError(as_serializer_error(exc))
+    elif isinstance(exc, Http404):  # get_object(): DRF converts it too, but only inside its own handler
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
     response = exception_handler(exc, context)
     if response is None:
         # Unexpected: logged with its traceback here (the response no longer reaches Django's handler),

@@ -9,6 +9,7 @@ app_name = "api"
 
 urlpatterns = [
     path("", include("apps.credentials.api.urls")),
+    path("", include("apps.identities.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     re_path(r"^", api_not_found),

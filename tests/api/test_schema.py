@@ -11,7 +11,7 @@ def test_the_schema_generates_without_warnings_and_validates(tmp_path):
     target = tmp_path / "schema.yml"
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
     schema = yaml.safe_load(target.read_text())
-    assert set(schema["paths"]) == {"/api/v1/tokens", "/.well-known/jwks.json"}
+    assert {"/api/v1/tokens", "/.well-known/jwks.json"} <= set(schema["paths"])  # each app's API tests its own
     assert schema["paths"]["/api/v1/tokens"]["post"]["security"] == [{"ServiceToken": []}]
     assert schema["components"]["securitySchemes"]["ServiceToken"]["scheme"] == "bearer"
     assert set(schema["paths"]["/api/v1/tokens"]["post"]["responses"]) == {"200", "400", "401", "403", "404", "409"}
