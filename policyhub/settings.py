@@ -193,11 +193,18 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    # 'kind' is a field of several models: name each enum after what it is, not after the field.
-    "ENUM_NAME_OVERRIDES": {"GatewayKindEnum": "apps.policies.choices.GatewayKind"},
     # Swagger UI from the drf-spectacular-sidecar package's static files: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Choice sets whose field names other models share ("kind", "state", "mode"): named after what they
+    # are, not after the field.
+    "ENUM_NAME_OVERRIDES": {
+        "GatewayKindEnum": "apps.policies.choices.GatewayKind",
+        "IdentitySourceKindEnum": "apps.identities.choices.SourceKind",
+        "IdentityKindEnum": "apps.identities.choices.IdentityKind",
+        "SyncRunStateEnum": "apps.identities.choices.SyncState",
+        "SyncRunModeEnum": "apps.identities.choices.SyncMode",
+    },
 }
 
 LOGGING = {

@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include("apps.credentials.api.urls")),
     path("", include("apps.audit.api.urls")),
     path("", include("apps.policies.api.urls")),
+    path("", include("apps.identities.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     re_path(r"^", api_not_found),

@@ -49,6 +49,21 @@ def advisory_lock(lock_class: int, key: int, *, busy: type[LockBusy], message: s
             cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [lock_class, key])
 
 
+def advisory_lock_held(lock_class: int, key: int) -> bool:
+    """Whether some session holds (``lock_class``, ``key``) of ``advisory_lock`` now; asked without
+    taking it, so the holder is never disturbed. SQLite has no such locks: never."""
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        # the two-key form is listed with classid, objid and objsubid 2 (PostgreSQL's pg_locks docs)
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid::int8 = %s AND objid::int8 = %s AND objsubid = 2)",
+            [lock_class, key],
+        )
+        return cursor.fetchone()[0]
+
+
 def rows_insert(model: type[models.Model], fields: list[str], rows: Iterable[tuple], *, batch_size: int = 2_000) -> int:
     """Insert ``rows`` (values in ``fields`` order) without building a model instance per row:
     PostgreSQL's COPY, some hundred thousand rows a second, where ``bulk_create`` manages a tenth

@@ -18,6 +18,7 @@ class SyncMode(models.TextChoices):
 
 
 class SyncState(models.TextChoices):
+    QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"

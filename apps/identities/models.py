@@ -122,7 +122,11 @@ class SyncRun(models.Model):
     source = models.ForeignKey(IdentitySource, on_delete=models.CASCADE, related_name="sync_runs")
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
     actor = models.CharField(max_length=200)
-    mode = models.CharField(max_length=16, choices=SyncMode.choices)
+    mode = models.CharField(
+        max_length=16,
+        choices=SyncMode.choices,
+        help_text="While queued: what was asked for (incremental becomes full where the source cannot give changes).",
+    )
     since = models.DateTimeField(null=True, blank=True, help_text="Incremental: changes after this instant.")
     state = models.CharField(max_length=16, choices=SyncState.choices, default=SyncState.RUNNING)
     created = models.PositiveIntegerField(default=0, help_text="Identities created.")
@@ -135,7 +139,7 @@ class SyncRun(models.Model):
     progress = models.JSONField(default=dict, blank=True, help_text="{stage, pages, records, requests} while running")
     timings = models.JSONField(default=dict, blank=True, help_text="{fetch, apply}: seconds")
     messages = models.JSONField(default=list, blank=True, help_text="[{at, level, text}]")
-    started_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(auto_now_add=True, help_text="When it was queued, then when it started.")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -2,10 +2,13 @@
 
 from datetime import datetime, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from apps.identities.choices import SourceKind, SyncMode, SyncState
-from apps.identities.models import Identity, IdentitySource, SyncRun
+from apps.identities.models import Group, Identity, IdentitySource, SyncRun
+from apps.policies.roles import effective_roles_by_identity
+
+MEMBERS_SHOWN = 100  # a group's detail lists this many members; the identity list pages through all
 
 
 def identity_get_by_reference(*, reference: str) -> Identity | None:
@@ -49,3 +52,40 @@ def sync_records_expected(*, source: IdentitySource, full: bool) -> int | None:
         runs = runs.filter(mode=SyncMode.FULL)
     last = runs.order_by("-started_at").values_list("progress", flat=True).first()
     return (last or {}).get("records") or None
+
+
+def identity_list(*, with_groups: bool = False) -> QuerySet[Identity]:
+    """Identities with their source; ``with_groups``: their groups too, by name."""
+    identities = Identity.objects.select_related("source")
+    if with_groups:
+        identities = identities.prefetch_related(Prefetch("groups", queryset=Group.objects.order_by("name", "id")))
+    return identities
+
+
+def identity_ids_with_role(*, role: str) -> list[int]:
+    """Identities whose effective roles include ``role`` (a slug), from the bulk computation."""
+    return [pk for pk, roles in effective_roles_by_identity().items() if role in roles]
+
+
+def identity_search(*, identities: QuerySet[Identity], text: str) -> QuerySet[Identity]:
+    """Identities whose username, e-mail, display name or external id contains ``text`` (any case)."""
+    return identities.filter(
+        Q(username__icontains=text)
+        | Q(email__icontains=text)
+        | Q(display_name__icontains=text)
+        | Q(external_id__icontains=text)
+    )
+
+
+def group_list(*, with_members: bool = False) -> QuerySet[Group]:
+    """Groups with their source and member count; ``with_members``: the first ``MEMBERS_SHOWN``
+    members by username, as ``members_shown``."""
+    groups = Group.objects.select_related("source").annotate(member_count=Count("memberships"))
+    if with_members:
+        members = Identity.objects.select_related("source").order_by("username", "id")[:MEMBERS_SHOWN]
+        groups = groups.prefetch_related(Prefetch("members", queryset=members, to_attr="members_shown"))
+    return groups
+
+
+def sync_run_list() -> QuerySet[SyncRun]:
+    return SyncRun.objects.select_related("source")

@@ -5,9 +5,11 @@ from django.db import transaction
 from apps.audit.services import audit_record
 from apps.core.actors import Actor
 from apps.core.crypto import Secret
-from apps.core.services import model_create, model_update
+from apps.core.db import advisory_lock_held
+from apps.core.services import model_create, model_delete, model_update
 from apps.identities.choices import IdentityKind
 from apps.identities.models import Group, Identity, IdentitySource, Membership
+from apps.identities.sync import SYNC_LOCK_CLASS
 
 
 def identity_source_create(
@@ -40,6 +42,28 @@ def identity_source_update(*, source: IdentitySource, actor: Actor, data: dict) 
     if "credential" in data:
         data = {**data, "credential": Secret(data["credential"])}
     return model_update(instance=source, actor=actor, data=data)[0]
+
+
+class IdentitySourceInUse(Exception):
+    """The source still holds what deleting it would lose: a readable reason."""
+
+
+@transaction.atomic
+def identity_source_delete(*, source: IdentitySource, actor: Actor) -> None:
+    """Delete a source that holds nothing. Identities and groups are never deleted (their history
+    stays, and mappings name them), role mappings scoped to it would vanish with it, and a running
+    sync writes to it: any of these refuses the delete (disable the source instead)."""
+    if advisory_lock_held(SYNC_LOCK_CLASS, source.pk):
+        raise IdentitySourceInUse(f"a sync of {source.name} is running: try again when it has finished")
+    held = {
+        "identities": source.identities.count(),
+        "groups": source.groups.count(),
+        "role mappings": source.role_mappings.count(),
+    }
+    if any(held.values()):
+        what = ", ".join(f"{count} {name}" for name, count in held.items() if count)
+        raise IdentitySourceInUse(f"{source.name} still has {what}: disable it instead (enabled: false)")
+    model_delete(instance=source, actor=actor)  # its runs go with it; a queued one's task finds it gone
 
 
 def identity_create(

@@ -1,9 +1,10 @@
 """Importing an identity source: read it through its connector, then write it in one transaction.
 
 ``identity_source_sync`` runs one sync under the source's lock (a second is refused with
-``SyncBusy``). The fetch comes first and writes nothing but the run's progress; then everything is
-written in one transaction with bulk statements (a fixed number per run, not per row), so a failed
-run leaves the previous data exactly as it was. What the sync writes:
+``SyncBusy``); ``sync_run_request`` queues one for a worker (the API's way), as a ``queued`` run
+that the worker's sync takes over. The fetch comes first and writes nothing but the run's progress;
+then everything is written in one transaction with bulk statements (a fixed number per run, not per
+row), so a failed run leaves the previous data exactly as it was. What the sync writes:
 
 - identities: created, updated, deactivated (the source says so, or, after a full fetch, they
   vanished from it); never deleted, so their history stays;
@@ -22,12 +23,13 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from apps.audit.services import AuditedChange, audit_record_many
 from apps.core.actors import Actor
-from apps.core.db import LockBusy, advisory_lock, rows_insert
+from apps.core.db import LockBusy, advisory_lock, advisory_lock_held, rows_insert
 from apps.core.services import model_create, model_update
-from apps.identities.choices import SyncMode, SyncState
+from apps.identities.choices import SourceKind, SyncMode, SyncState
 from apps.identities.connectors.base import (
     ConnectorError,
     Fetch,
@@ -128,22 +130,35 @@ def _progress_dict(progress: Progress) -> dict:
 
 
 def identity_source_sync(
-    *, source: IdentitySource, actor: Actor, trigger: str, full: bool = False, progress: ProgressListener | None = None
+    *,
+    source: IdentitySource,
+    actor: Actor,
+    trigger: str,
+    full: bool = False,
+    progress: ProgressListener | None = None,
+    run: SyncRun | None = None,
 ) -> SyncRun:
     """Sync ``source`` now, in this process; returns its run (``succeeded`` or ``failed``, with why).
-    ``full``: read everything even when the connector could read only the changes."""
+    ``full``: read everything even when the connector could read only the changes. ``run``: a
+    queued run of ``source`` (``sync_run_request``) to take over instead of starting one; a run no
+    longer queued is returned as it is (its task was delivered twice)."""
     with advisory_lock(SYNC_LOCK_CLASS, source.pk, busy=SyncBusy, message=f"a sync of {source.name} is running"):
         _runs_interrupted(source, actor)
+        if run is not None:
+            run.refresh_from_db()
+            if run.state != SyncState.QUEUED:
+                return run
         try:
             connector = connector_for(source)
         except ConnectorError as error:
-            run = _run_start(source=source, actor=actor, trigger=trigger, since=None)
+            run = _run_start(source=source, actor=actor, trigger=trigger, since=None, queued=run)
             return _run_fail(run, actor, f"cannot read {source.name}: {error}")
         run = _run_start(
             source=source,
             actor=actor,
             trigger=trigger,
             since=_since(source, full=full, incremental=connector.incremental),
+            queued=run,
         )
         started, recorder = time.monotonic(), _ProgressRecorder(run, progress)
         try:
@@ -174,10 +189,94 @@ def _runs_interrupted(source: IdentitySource, actor: Actor) -> None:
         _run_fail(run, actor, "interrupted: the process running it stopped; nothing was changed")
 
 
-def _run_start(*, source: IdentitySource, actor: Actor, trigger: str, since: datetime | None) -> SyncRun:
+def _run_start(
+    *, source: IdentitySource, actor: Actor, trigger: str, since: datetime | None, queued: SyncRun | None
+) -> SyncRun:
     mode = SyncMode.INCREMENTAL if since else SyncMode.FULL
-    data = {"source": source, "trigger": trigger, "actor": str(actor), "mode": mode, "since": since}
-    return model_create(model=SyncRun, actor=actor, data=data)
+    if queued is None:
+        data = {"source": source, "trigger": trigger, "actor": str(actor), "mode": mode, "since": since}
+        return model_create(model=SyncRun, actor=actor, data=data)
+    with transaction.atomic():  # re-read under its row lock: a request may have added a message meanwhile
+        queued.refresh_from_db(from_queryset=SyncRun.objects.select_for_update())
+        data = {"state": SyncState.RUNNING, "mode": mode, "since": since, "started_at": timezone.now()}
+        return model_update(instance=queued, actor=actor, data=data)[0]
+
+
+# Queued runs ----------------------------------------------------------------------------------
+
+
+class SyncRefused(Exception):
+    """The source cannot be synced (disabled, or a kind with nothing to read): a readable reason."""
+
+
+def sync_run_request(*, source: IdentitySource, actor: Actor, trigger: str, full: bool = False) -> SyncRun:
+    """Queue a sync of ``source``: a ``queued`` run, handed to a worker once this transaction commits.
+
+    A run already queued or running for the source is returned instead of a second (it reads the
+    same source; a queued one asked to be ``full`` becomes full). A queued run is handed over again
+    each time it is asked for: its task may have been lost, and a second delivery finds it taken and
+    does nothing. An unreachable broker leaves the run queued with a warning, for the next request.
+    """
+    if not source.enabled:
+        raise SyncRefused(f"{source.name} is disabled: enable it to sync it")
+    if source.kind == SourceKind.LOCAL:
+        raise SyncRefused(f"{source.name} is a local source: it has nothing to sync from")
+    with transaction.atomic():
+        IdentitySource.objects.select_for_update().get(pk=source.pk)  # requests for one source queue one at a time
+        run = _run_pending(source)
+        if run is None:
+            data = {
+                "source": source,
+                "trigger": trigger,
+                "actor": str(actor),
+                "mode": SyncMode.FULL if full else SyncMode.INCREMENTAL,
+                "state": SyncState.QUEUED,
+            }
+            run = model_create(model=SyncRun, actor=actor, data=data)
+        elif run.state == SyncState.QUEUED and full:
+            model_update(instance=run, actor=actor, data={"mode": SyncMode.FULL})
+        if run.state == SyncState.QUEUED:
+            transaction.on_commit(lambda: _run_enqueue(run=run, actor=actor))
+    return run
+
+
+def _run_pending(source: IdentitySource) -> SyncRun | None:
+    """The source's queued run, else its running one if a sync really holds the source's lock (a
+    run left ``running`` by a dead worker is not waited for: the next sync marks it interrupted)."""
+    runs = SyncRun.objects.select_for_update().filter(source=source).order_by("-started_at", "-id")
+    queued = runs.filter(state=SyncState.QUEUED).first()
+    if queued is not None:
+        return queued
+    running = runs.filter(state=SyncState.RUNNING).first()
+    if running is not None and advisory_lock_held(SYNC_LOCK_CLASS, source.pk):
+        return running
+    return None
+
+
+def _run_enqueue(*, run: SyncRun, actor: Actor) -> None:
+    from apps.identities.tasks import identity_source_sync_task  # the tasks module imports this one
+
+    try:
+        identity_source_sync_task.delay(run.source_id, run_id=run.pk)
+    except BrokerUnreachable as error:
+        logger.warning("sync run %s stays queued: the broker is unreachable (%s)", run.pk, error)
+        text = f"not handed to a worker: the broker is unreachable ({error}); request the sync again once it is back"
+        with transaction.atomic():
+            run.refresh_from_db(from_queryset=SyncRun.objects.select_for_update())
+            if run.state == SyncState.QUEUED:  # a worker may have taken it after all
+                model_update(instance=run, actor=actor, data={"messages": [*run.messages, _message("warning", text)]})
+
+
+def sync_run_execute(*, run_id: int) -> SyncRun | None:
+    """Run a queued run (a worker's entry point) as its requester asked; None when it is gone (its
+    source was deleted). Raises ``SyncBusy`` while another sync of the source runs."""
+    run = SyncRun.objects.select_related("source").filter(pk=run_id).first()
+    if run is None or run.state != SyncState.QUEUED:
+        return run
+    kind, _, name = run.actor.partition(":")
+    return identity_source_sync(
+        source=run.source, actor=Actor(kind, name), trigger=run.trigger, full=run.mode == SyncMode.FULL, run=run
+    )
 
 
 def _run_fail(run: SyncRun, actor: Actor, reason: str) -> SyncRun:

@@ -71,6 +71,19 @@ EXPECTED = {
     ("api/v1/snapshots", "GET"): READ,
     ("api/v1/snapshots", "POST"): EDIT,
     ("api/v1/snapshots/(?P<pk>[0-9]+)", "GET"): READ,
+    ("api/v1/identity-sources", "GET"): READ,
+    ("api/v1/identity-sources", "POST"): ADMIN,
+    ("api/v1/identity-sources/(?P<pk>[0-9]+)", "GET"): READ,
+    ("api/v1/identity-sources/(?P<pk>[0-9]+)", "PUT"): ADMIN,
+    ("api/v1/identity-sources/(?P<pk>[0-9]+)", "PATCH"): ADMIN,
+    ("api/v1/identity-sources/(?P<pk>[0-9]+)", "DELETE"): ADMIN,
+    ("api/v1/identity-sources/(?P<pk>[0-9]+)/sync", "POST"): EDIT,
+    ("api/v1/identities", "GET"): READ,
+    ("api/v1/identities/(?P<pk>[0-9]+)", "GET"): READ,
+    ("api/v1/groups", "GET"): READ,
+    ("api/v1/groups/(?P<pk>[0-9]+)", "GET"): READ,
+    ("api/v1/sync-runs", "GET"): READ,
+    ("api/v1/sync-runs/(?P<pk>[0-9]+)", "GET"): READ,
 }
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import kombu.pools
 import pytest
 import redis
 
@@ -138,6 +139,9 @@ def celery_reconfigured(**conf) -> dict:
     # Forget what was made for the previous configuration, as Celery does after a fork: connections
     # to another broker URL, and the result backend cached per thread when a task was sent (eagerly
     # or not: a later test that configures a backend must not find the disabled one cached).
+    # kombu keeps connection and producer pools in a registry of its own, by broker URL: closed, or
+    # a later test on the same URL gets connections the test Redis dropped (its idle timeout, a restart).
+    kombu.pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
     app._backend_cache = None

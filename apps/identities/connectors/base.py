@@ -84,6 +84,8 @@ class NotFoundError(ConnectorError):
 class Connector(Protocol):
     kind: ClassVar[str]  # a SourceKind value
     incremental: ClassVar[bool]  # whether ``fetch(since=…)`` can return only the changes
+    # The source's credential (a Secret) as this connector reads it; PermanentError, quoting no value, if unusable.
+    parse_credential: ClassVar[Callable[..., object]]
 
     def fetch(self, *, since: datetime | None = None, progress: ProgressListener | None = None) -> Fetch: ...
 

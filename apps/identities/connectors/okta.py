@@ -71,6 +71,7 @@ SCOPE_FOR = {"/api/v1/users": "okta.users.read", "/api/v1/groups": "okta.groups.
 class OktaConnector:
     kind: ClassVar[str] = SourceKind.OKTA
     incremental: ClassVar[bool] = True
+    parse_credential = staticmethod(credential_parse)
 
     def __init__(
         self,

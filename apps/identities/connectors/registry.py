@@ -2,6 +2,7 @@
 
 from django.utils.module_loading import import_string
 
+from apps.core.crypto import Secret
 from apps.identities.choices import SourceKind
 from apps.identities.connectors.base import Connector, PermanentError
 from apps.identities.models import IdentitySource
@@ -19,3 +20,14 @@ def connector_for(source: IdentitySource, **options) -> Connector:
     if path is None:
         raise PermanentError(f"{source.get_kind_display()} sources have nothing to sync from")
     return import_string(path).from_source(source, **options)
+
+
+def credential_check(*, kind: str, credential: Secret) -> None:
+    """Whether ``credential`` is what a ``kind`` source's connector reads: ``PermanentError`` with a
+    reason that quotes no value if not. A kind without a connector takes no credential."""
+    path = _CONNECTORS.get(kind)
+    if path is None:
+        if credential:
+            raise PermanentError(f"{SourceKind(kind).label} sources take no credential")
+        return
+    import_string(path).parse_credential(credential)

@@ -117,6 +117,7 @@ class SpaceCredential:
 class SpaceConnector:
     kind: ClassVar[str] = SourceKind.SPACE
     incremental: ClassVar[bool] = False
+    parse_credential = staticmethod(SpaceCredential.parse)
 
     def __init__(
         self,
