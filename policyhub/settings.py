@@ -196,6 +196,7 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from the drf-spectacular-sidecar package's static files: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Choice sets whose field names other models share ("kind", "state", "mode"): named after what they
     # are, not after the field.
     "ENUM_NAME_OVERRIDES": {

@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView
 
 from apps.credentials.api.views import JsonWebKeySetView
 
@@ -14,5 +15,6 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/v1/", include("apps.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),  # the same as /api/v1/schema/
     path(".well-known/jwks.json", JsonWebKeySetView.as_view(), name="jwks"),
 ]

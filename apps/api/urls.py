@@ -1,7 +1,7 @@
 """/api/v1/: each app's router, the OpenAPI schema and its docs; anything else is a 404 in the one shape."""
 
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from apps.api.exceptions import api_not_found
 
@@ -14,5 +14,6 @@ urlpatterns = [
     path("", include("apps.identities.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
     re_path(r"^", api_not_found),
 ]

@@ -28,6 +28,7 @@ EXPECTED = {
     ("api/v1/tokens", "POST"): ADMIN | {HubRole.SERVICE},
     ("api/v1/schema/", "GET"): EVERYONE,
     ("api/v1/docs/", "GET"): EVERYONE,
+    ("api/v1/redoc/", "GET"): EVERYONE,
     ("api/v1/audit-events", "GET"): AUDIT,
     ("api/v1/audit-events/(?P<pk>[0-9]+)", "GET"): AUDIT,
     ("api/v1/audit-events/export", "GET"): AUDIT,

@@ -35,3 +35,7 @@ def test_the_schema_and_its_docs_are_served(client):
     docs = client.get("/api/v1/docs/")
     assert docs.status_code == 200
     assert b"drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in docs.content  # no CDN
+    redoc = client.get("/api/v1/redoc/")
+    assert redoc.status_code == 200
+    assert b"drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js" in redoc.content
+    assert client.get("/api/schema/").content == schema.content
