@@ -14,29 +14,13 @@ class DenyAll(BasePermission):
         return False
 
 
-class HubRolePermission(BasePermission):
-    """Admits principals holding one of ``roles``; ``admin`` may do everything."""
-
-    roles: frozenset[str] = frozenset()
-
-    def has_permission(self, request, view) -> bool:
-        role = getattr(request.user, "hub_role", None)
-        return role == HubRole.ADMIN or role in self.roles
-
-    @property
-    def message(self) -> str:
-        allowed = ", ".join(sorted({HubRole.ADMIN, *self.roles}))
-        return f"this endpoint needs one of the hub roles: {allowed}"
-
-
-class MintsEdgeTokens(HubRolePermission):
-    roles = frozenset({HubRole.SERVICE})
-
-
 # What each hub role may do (shared/DESIGN.md, "Hub roles"); ``admin`` may do everything.
 READERS = frozenset({HubRole.EDITOR, HubRole.AUDITOR, HubRole.SERVICE})  # read policy and identities
 EDITORS = frozenset({HubRole.EDITOR})  # change policy and mappings, request syncs and deploys
 AUDITORS = frozenset({HubRole.AUDITOR})  # the audit log
+SERVICES = frozenset({HubRole.SERVICE})  # automation acting as its identity (edge tokens)
+ADMIN_ONLY: frozenset[str] = frozenset()  # ActionRoles admits admin whatever an action declares
+READ_ACTIONS = {"list": READERS, "retrieve": READERS}
 
 
 class ActionRoles(BasePermission):
@@ -47,10 +31,13 @@ class ActionRoles(BasePermission):
     message = "this endpoint admits no one"
 
     def has_permission(self, request, view) -> bool:
+        role = getattr(request.user, "hub_role", None)
+        if view.action is None and request.method.upper() not in view.allowed_methods:
+            return role is not None  # a method the route does not serve: DRF answers 405 to anyone signed in
         declared = getattr(view, "hub_roles", {})
         if view.action not in declared:
             return False
         roles = declared[view.action]
         # a fresh instance per request (APIView.get_permissions), so the message may name the roles
         self.message = f"this endpoint needs one of the hub roles: {', '.join(sorted({HubRole.ADMIN, *roles}))}"
-        return getattr(request.user, "hub_role", None) in {HubRole.ADMIN, *roles}
+        return role in {HubRole.ADMIN, *roles}

@@ -18,6 +18,12 @@ class Actor:
         return f"{self.kind}:{self.name}"
 
     @classmethod
+    def parse(cls, text: str) -> "Actor":
+        """The actor a row recorded as ``str(actor)`` ("<kind>:<name>"), for work done on its behalf later."""
+        kind, _, name = text.partition(":")
+        return cls(kind, name)
+
+    @classmethod
     def system(cls, name: str = "policyhub") -> "Actor":
         return cls("system", name)
 

@@ -146,7 +146,8 @@ class DemoLogin:
     password: Secret
 
 
-def _load(name: str):
+def demo_recording(name: str):
+    """A recorded payload of ``demo_data/`` (provenance in its README), parsed."""
     return json.loads((DEMO_DATA / name).read_text(encoding="utf-8"))
 
 
@@ -195,7 +196,7 @@ def _seed_okta(*, actor: Actor, source: IdentitySource) -> dict[str, Group]:
     """Okta users and groups as recorded: login → username, id → external id, profile → attributes."""
     users = {}
     for page in (*OKTA_USER_PAGES, *OKTA_MEMBER_PAGES.values()):
-        for user in _load(page):
+        for user in demo_recording(page):
             users.setdefault(user["id"], user)
     people = {}
     for user in users.values():
@@ -213,7 +214,7 @@ def _seed_okta(*, actor: Actor, source: IdentitySource) -> dict[str, Group]:
         )
 
     groups = {}
-    recorded = [group for page in OKTA_GROUP_PAGES for group in _load(page)]
+    recorded = [group for page in OKTA_GROUP_PAGES for group in demo_recording(page)]
     for okta_group in (*recorded, *OKTA_INVENTED_GROUPS):
         name = okta_group["profile"]["name"]
         group = group_create(
@@ -228,7 +229,7 @@ def _seed_okta(*, actor: Actor, source: IdentitySource) -> dict[str, Group]:
         if okta_group["type"] == "BUILT_IN":
             logins = list(people)
         elif name in OKTA_MEMBER_PAGES:
-            logins = [user["profile"]["login"] for user in _load(OKTA_MEMBER_PAGES[name])]
+            logins = [user["profile"]["login"] for user in demo_recording(OKTA_MEMBER_PAGES[name])]
         else:
             logins = OKTA_INVENTED_MEMBERSHIPS.get(name, ())
         for login in logins:
@@ -239,13 +240,13 @@ def _seed_okta(*, actor: Actor, source: IdentitySource) -> dict[str, Group]:
 def _space_profiles() -> list[tuple[str, str, dict]]:
     """(username, id, payload) for each Space member a recording names."""
     # The team directory answer holds the id; the username is in its request path (username:John.Doe).
-    profile = _load("space/profile_fields_id_about.docs.json")
+    profile = demo_recording("space/profile_fields_id_about.docs.json")
     people = [("John.Doe", profile["id"], profile)]
     for webhook in (
         "space/webhook_code_review_participant_event.json",
         "space/webhook_profile_organization_event.docs.json",
     ):
-        principal = _load(webhook)["payload"]["meta"]["principal"]
+        principal = demo_recording(webhook)["payload"]["meta"]["principal"]
         people.append((principal["name"], principal["details"]["user"]["id"], principal))
     return people
 
@@ -278,7 +279,7 @@ def _seed_service_accounts(*, actor: Actor, source: IdentitySource) -> dict[str,
             username=account["username"],
             kind=IdentityKind.SERVICE,
             display_name=account["display_name"],
-            attributes=_load(account["attributes_file"]) if account["attributes_file"] else {},
+            attributes=demo_recording(account["attributes_file"]) if account["attributes_file"] else {},
         )
         for account in _SERVICE_ACCOUNTS
     }

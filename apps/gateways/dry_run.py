@@ -23,7 +23,7 @@ from apps.gateways.models import Deployment
 from apps.gateways.proof import gateway_prove
 from apps.gateways.rendered import RenderedConfig
 from apps.gateways.renderers import render
-from apps.gateways.selectors import deployment_live, render_request_for
+from apps.gateways.selectors import render_request_for
 from apps.gateways.transports import Transport, transport_for
 from apps.gateways.validate import ValidationResult, validate
 from apps.gateways.verify import ProofResult
@@ -160,9 +160,8 @@ def deployment_dry_run(
     finally:
         transport.close()
     changes = _changes(rendered, live, _vouched_hashes(gateway, live_release), _redactions(gateway), roots)
-    baseline = None if full_proof else deployment_live(gateway=gateway)
     proof = (
-        gateway_prove(gateway=gateway, snapshot=snapshot, actor=actor, baseline=baseline, seed=scratch)
+        gateway_prove(gateway=gateway, snapshot=snapshot, actor=actor, differential=not full_proof, seed=scratch)
         if validation.ok
         else None
     )

@@ -28,7 +28,7 @@ from apps.gateways.proof import gateway_prove
 from apps.gateways.reload import reload_proxy
 from apps.gateways.rendered import RenderedConfig
 from apps.gateways.renderers import render
-from apps.gateways.selectors import deployment_live, gateway_serves_tls, render_request_for
+from apps.gateways.selectors import gateway_serves_tls, render_request_for
 from apps.gateways.transports import Transport, transport_for
 from apps.gateways.validate import validate
 
@@ -107,7 +107,7 @@ def _prove(run: _Run) -> str:
         gateway=deployment.gateway,
         snapshot=deployment.snapshot,
         actor=run.actor,
-        baseline=None if run.full_proof else deployment_live(gateway=deployment.gateway),
+        differential=not run.full_proof,
         seed=str(deployment.pk),
     )
     proof = {"basis": result.basis, "scope": result.scope.describe(), "requests": result.requests}

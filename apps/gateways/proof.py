@@ -15,7 +15,6 @@ from apps.core.services import model_update
 from apps.credentials.choices import KeyPurpose
 from apps.credentials.mint import TokenSigner
 from apps.credentials.selectors import assertion_root_secret, signing_keys_accepted
-from apps.gateways.models import Deployment
 from apps.gateways.proof_scope import EVERY_CLASS, ProofScope, proof_basis, proof_scope
 from apps.gateways.selectors import (
     assertion_key,
@@ -35,7 +34,8 @@ def _assertion_check(gateway: Gateway) -> AssertionCheck | None:
     return AssertionCheck(key, assertion_root_secret(gateway=gateway) or Secret("")) if key else None
 
 
-def _scope(gateway: Gateway, content: dict, basis: str, baseline: Deployment | None, seed: str) -> ProofScope:
+def _scope(gateway: Gateway, content: dict, basis: str, *, differential: bool, seed: str) -> ProofScope:
+    baseline = deployment_live(gateway=gateway) if differential else None
     if baseline is None:
         return EVERY_CLASS
     return proof_scope(
@@ -50,14 +50,14 @@ def _scope(gateway: Gateway, content: dict, basis: str, baseline: Deployment | N
 
 
 def gateway_prove(
-    *, gateway: Gateway, snapshot: PolicySnapshot, actor: Actor, baseline: Deployment | None = None, seed: str = ""
+    *, gateway: Gateway, snapshot: PolicySnapshot, actor: Actor, differential: bool = False, seed: str = ""
 ) -> ProofResult:
     """Prove on a live proxy that the gateway's rendered config admits exactly what decide() admits.
 
     Probe tokens and signed links are signed with every key the gateway accepts, so each kid is
     exercised; identity assertions are checked against the gateway's root, as an upstream checks them.
-    With a ``baseline`` (the gateway's live deployment) the proof may be differential (see
-    ``proof_scope``; ``seed`` picks its sample), else it sends every class.
+    ``differential``: prove only what differs from the gateway's live deployment where that is sound
+    (see ``proof_scope``; ``seed`` picks its sample); else, or without one, every class.
     """
     # one instant for both: a retiring key crossing its overlap in between would sign probe tokens
     # the rendered config no longer accepts
@@ -89,7 +89,7 @@ def gateway_prove(
         link_keys=link_keys,
         certificates=certificates,
         assertion=assertion,
-        scope=_scope(gateway, content, basis, baseline, seed),
+        scope=_scope(gateway, content, basis, differential=differential, seed=seed),
     )
     result = replace(result, basis=basis)
     audit_record(

@@ -156,8 +156,7 @@ def deployment_run(*, deployment_id: int) -> Deployment:
         deployment.refresh_from_db()
         if deployment.finished:
             return deployment
-        kind, _, name = deployment.actor.partition(":")
-        return deployment_pipeline_run(deployment=deployment, actor=Actor(kind, name))
+        return deployment_pipeline_run(deployment=deployment, actor=Actor.parse(deployment.actor))
 
 
 def gateways_keys_renew(*, actor: Actor) -> list[Deployment]:

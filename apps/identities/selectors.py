@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Max, Prefetch, Q, QuerySet
 
 from apps.identities.choices import SourceKind, SyncMode, SyncState
 from apps.identities.models import Group, Identity, IdentitySource, SyncRun
@@ -31,14 +31,12 @@ def identity_sources_syncable() -> QuerySet[IdentitySource]:
 
 def identity_sources_due(*, now: datetime) -> list[IdentitySource]:
     """Syncable sources with a schedule whose last run started at least an interval ago (or never ran)."""
-    due = []
-    for source in identity_sources_syncable().exclude(sync_interval_minutes=None):
-        last = (
-            SyncRun.objects.filter(source=source).order_by("-started_at").values_list("started_at", flat=True).first()
-        )
-        if last is None or last <= now - timedelta(minutes=source.sync_interval_minutes):
-            due.append(source)
-    return due
+    scheduled = identity_sources_syncable().exclude(sync_interval_minutes=None)
+    return [
+        source
+        for source in scheduled.annotate(last_started=Max("sync_runs__started_at"))
+        if source.last_started is None or source.last_started <= now - timedelta(minutes=source.sync_interval_minutes)
+    ]
 
 
 def sync_run_latest(*, source: IdentitySource) -> SyncRun | None:

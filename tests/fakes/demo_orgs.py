@@ -8,7 +8,6 @@ serves until interrupted; ``demo_orgs()`` gives both fakes to a test.
 """
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -30,23 +29,23 @@ from tests.fakes.okta import FakeOkta
 from tests.fakes.space import FakeSpace
 
 
-def _load(name: str):
-    return json.loads((demo.DEMO_DATA / name).read_text(encoding="utf-8"))
-
-
 def okta_demo_org(okta: FakeOkta) -> None:
     okta.add_api_token(demo.DEMO_OKTA_TOKEN)
-    users = [user for page in (*demo.OKTA_USER_PAGES, *demo.OKTA_MEMBER_PAGES.values()) for user in _load(page)]
+    users = [
+        user for page in (*demo.OKTA_USER_PAGES, *demo.OKTA_MEMBER_PAGES.values()) for user in demo.demo_recording(page)
+    ]
     for user in users:
         okta.add_recorded_user(user)
     login_to_id = {user["profile"]["login"]: user["id"] for user in users}
-    for group in (group for page in demo.OKTA_GROUP_PAGES for group in _load(page)):
+    for group in (group for page in demo.OKTA_GROUP_PAGES for group in demo.demo_recording(page)):
         okta.add_recorded_group(group)
         name = group["profile"]["name"]
         if group["type"] == "BUILT_IN":  # Everyone
             okta.add_members(group["id"], sorted(okta.user_ids()), touch=False)
         elif name in demo.OKTA_MEMBER_PAGES:
-            okta.add_members(group["id"], [user["id"] for user in _load(demo.OKTA_MEMBER_PAGES[name])], touch=False)
+            okta.add_members(
+                group["id"], [user["id"] for user in demo.demo_recording(demo.OKTA_MEMBER_PAGES[name])], touch=False
+            )
     for group in demo.OKTA_INVENTED_GROUPS:
         name = group["profile"]["name"]
         logins = demo.OKTA_INVENTED_MEMBERSHIPS.get(name, ())

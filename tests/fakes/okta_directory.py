@@ -18,6 +18,17 @@ from tests.fakes.okta_filter import GROUP_FIELDS, USER_FIELDS, FilterError, filt
 from tests.fakes.okta_replies import Refusal, Reply, okta_error
 
 PAYLOADS = Path(__file__).with_name("okta_payloads")
+# The recordings the demo seeds from too: read where the demo keeps them (apps.core.demo.DEMO_DATA;
+# importing it would need Django set up, which the benchmark's fake org process does not).
+DEMO_RECORDINGS = Path(__file__).resolve().parents[2] / "apps" / "core" / "demo_data" / "okta"
+
+
+def recording(name: str) -> Path:
+    """A recorded Okta payload: the demo's copy when it has one, else the fake's own."""
+    shared = DEMO_RECORDINGS / name
+    return shared if shared.exists() else PAYLOADS / name
+
+
 SEED_USERS = (
     "users_page_mixed_statuses.json",
     "users_page_filter_suspended.json",
@@ -94,12 +105,12 @@ class Directory:
         """The recorded users and groups; the recorded member in Group-Target-Test (by name, as the
         members page was recorded in another run); every seeded user in Everyone."""
         for name in SEED_USERS:
-            for user in json.loads((PAYLOADS / name).read_text()):
+            for user in json.loads(recording(name).read_text()):
                 self.add_recorded_user(user)
         for name in SEED_GROUPS:
-            for group in json.loads((PAYLOADS / name).read_text()):
+            for group in json.loads(recording(name).read_text()):
                 self.add_recorded_group(group)
-        members = [user["id"] for user in json.loads((PAYLOADS / "group_members_page.json").read_text())]
+        members = [user["id"] for user in json.loads(recording("group_members_page.json").read_text())]
         self.add_members(self.group_id("Group-Target-Test"), members, touch=False)
         self.add_members(self.group_id("Everyone"), list(self._users), touch=False)
 

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from apps.api.authentication import request_actor
 from apps.api.exceptions import Conflict
-from apps.api.permissions import MintsEdgeTokens
+from apps.api.permissions import SERVICES, ActionRoles
 from apps.api.schema import error_responses
 from apps.credentials.api.serializers import EdgeTokenMintSerializer, EdgeTokenSerializer, JsonWebKeySetSerializer
 from apps.credentials.jwks import edge_token_jwks
@@ -25,7 +25,8 @@ JWKS_MAX_AGE_SECONDS = 60
 
 class EdgeTokenViewSet(viewsets.GenericViewSet):
     serializer_class = EdgeTokenMintSerializer
-    permission_classes = [MintsEdgeTokens]
+    permission_classes = [ActionRoles]
+    hub_roles = {"create": SERVICES}
 
     @extend_schema(
         summary="Mint an edge token for the calling identity",

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from apps.api.authentication import request_actor
 from apps.api.exceptions import Conflict
 from apps.api.pagination import CursorPage
-from apps.api.permissions import EDITORS, READERS, ActionRoles
+from apps.api.permissions import ADMIN_ONLY, EDITORS, READ_ACTIONS, ActionRoles
 from apps.api.schema import error_responses
 from apps.core.choices import Trigger
 from apps.identities import services
@@ -30,8 +30,6 @@ from apps.identities.models import IdentitySource
 from apps.identities.selectors import group_list, identity_list, sync_run_list
 from apps.identities.sync import SyncRefused, sync_run_request
 
-ADMIN_ONLY = frozenset()  # ActionRoles always admits admin
-READ = {"list": READERS, "retrieve": READERS}
 NUMERIC_ID = "[0-9]+"
 
 
@@ -74,7 +72,7 @@ class IdentitySourceViewSet(viewsets.ModelViewSet):
     serializer_class = IdentitySourceSerializer
     permission_classes = [ActionRoles]
     hub_roles = {
-        **READ,
+        **READ_ACTIONS,
         "create": ADMIN_ONLY,
         "update": ADMIN_ONLY,
         "partial_update": ADMIN_ONLY,
@@ -130,7 +128,7 @@ class IdentitySourceViewSet(viewsets.ModelViewSet):
 
 class _ReadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     permission_classes = [ActionRoles]
-    hub_roles = READ
+    hub_roles = READ_ACTIONS
     filter_backends = [DjangoFilterBackend]
     lookup_value_regex = NUMERIC_ID
 

@@ -16,7 +16,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from apps.identities.connectors.base import ConnectorError, PermanentError, TransientError
+from apps.identities.connectors.base import (
+    ConnectorError,
+    PermanentError,
+    Progress,
+    ProgressListener,
+    Record,
+    TransientError,
+)
 
 USER_AGENT = "policyhub-identity-sync"
 DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
@@ -152,3 +159,22 @@ class ApiClient:
 
     def close(self) -> None:
         self._client.close()
+
+
+@dataclass
+class FetchTally:
+    """Pages and records of one fetch, reported to the progress listener after each page."""
+
+    listener: ProgressListener | None
+    client: ApiClient
+    pages: int = 0
+    records: int = 0
+
+    def count(self, record: Record) -> Record:
+        self.records += 1
+        return record
+
+    def page(self, stage: str) -> None:
+        self.pages += 1
+        if self.listener is not None:
+            self.listener(Progress(stage=stage, pages=self.pages, records=self.records, requests=self.client.requests))

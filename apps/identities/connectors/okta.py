@@ -48,11 +48,10 @@ from apps.identities.connectors.base import (
     MembershipRecord,
     NotFoundError,
     PermanentError,
-    Progress,
     ProgressListener,
     Record,
 )
-from apps.identities.connectors.http import ApiClient, Pacer, Refresh, Retry, RetryPolicy, Verdict
+from apps.identities.connectors.http import ApiClient, FetchTally, Pacer, Refresh, Retry, RetryPolicy, Verdict
 from apps.identities.connectors.okta_auth import ApiToken, BearerTokens, Credential, credential_parse
 
 logger = logging.getLogger(__name__)
@@ -103,12 +102,12 @@ class OktaConnector:
         return cls(base_url=source.base_url, credential=credential_parse(source.credential), sleep=sleep, policy=policy)
 
     def fetch(self, *, since: datetime | None = None, progress: ProgressListener | None = None) -> Fetch:
-        return Fetch(records=self._records(since, _Tally(progress, self._api)), complete=since is None)
+        return Fetch(records=self._records(since, FetchTally(progress, self._api)), complete=since is None)
 
     def close(self) -> None:
         self._api.close()
 
-    def _records(self, since: datetime | None, tally: "_Tally") -> Iterator[Record]:
+    def _records(self, since: datetime | None, tally: FetchTally) -> Iterator[Record]:
         users_filter = EVERY_USER if since is None else f'lastUpdated gt "{_okta_time_before(since)}"'
         seen: set[str] = set()
         for page in self._pages("/api/v1/users", {"limit": USERS_PAGE, "filter": users_filter}):
@@ -136,7 +135,7 @@ class OktaConnector:
                     yield MembershipRecord(identity_external_id=member, group_external_id=group.external_id)
                 tally.records += 1 + len(members)
 
-    def _members(self, group: GroupRecord, tally: "_Tally") -> list[str] | None:
+    def _members(self, group: GroupRecord, tally: FetchTally) -> list[str] | None:
         """All member ids of ``group`` (each once), or None when it was deleted meanwhile. Read
         whole before the group is yielded: a group yielded must come with all its members."""
         members: dict[str, None] = {}
@@ -240,19 +239,6 @@ class RateLimitPacer(Pacer):
             self._resume_at[family] = self._clock() + wait
         else:
             self._resume_at.pop(family, None)
-
-
-class _Tally:
-    """Counts for the progress listener."""
-
-    def __init__(self, listener: ProgressListener | None, api: ApiClient):
-        self._listener, self._api = listener, api
-        self.pages = self.records = 0
-
-    def page(self, stage: str) -> None:
-        self.pages += 1
-        if self._listener is not None:
-            self._listener(Progress(stage=stage, pages=self.pages, records=self.records, requests=self._api.requests))
 
 
 def identity_record(user: dict) -> IdentityRecord:

@@ -51,12 +51,11 @@ from apps.identities.connectors.base import (
     MembershipRecord,
     NotFoundError,
     PermanentError,
-    Progress,
     ProgressListener,
     Record,
     TransientError,
 )
-from apps.identities.connectors.http import ApiClient, Refresh, Retry, RetryPolicy, Verdict
+from apps.identities.connectors.http import ApiClient, FetchTally, Refresh, Retry, RetryPolicy, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -149,14 +148,14 @@ class SpaceConnector:
 
     def fetch(self, *, since: datetime | None = None, progress: ProgressListener | None = None) -> Fetch:
         """Everything, whatever ``since`` says (see the module docstring)."""
-        return Fetch(records=self._records(_Tally(listener=progress, client=self.client)), complete=True)
+        return Fetch(records=self._records(FetchTally(listener=progress, client=self.client)), complete=True)
 
     def close(self) -> None:
         self.client.close()
 
     # records
 
-    def _records(self, tally: "_Tally") -> Iterator[Record]:
+    def _records(self, tally: FetchTally) -> Iterator[Record]:
         today = datetime.now(UTC).date()
         known: set[str] = set()
         profiles = {"reportPastMembers": "true", "orgRelation": "MEMBER", "$fields": PROFILE_FIELDS}
@@ -182,13 +181,13 @@ class SpaceConnector:
             for member in sorted(members & known):
                 yield tally.count(MembershipRecord(identity_external_id=member, group_external_id=team_id))
 
-    def _direct_members(self, team: dict, *, tally: "_Tally") -> set[str]:
+    def _direct_members(self, team: dict, *, tally: FetchTally) -> set[str]:
         path = f"team-directory/teams/{quote(team['id'], safe='')}/direct-members"
         stage = f"members of {team.get('name') or team['id']}"
         pages = self._pages(path, {"$fields": MEMBER_FIELDS}, stage=stage, tally=tally)
         return {profile["id"] for page in pages for profile in page}
 
-    def _pages(self, path: str, params: dict, *, stage: str, tally: "_Tally") -> Iterator[list[dict]]:
+    def _pages(self, path: str, params: dict, *, stage: str, tally: FetchTally) -> Iterator[list[dict]]:
         """The ``data`` of each page of a Space ``Batch``, until a page comes back empty."""
         skip = None
         while True:
@@ -278,25 +277,6 @@ class SpaceConnector:
             if secret:
                 text = text.replace(secret, "********")
         return text[:300]
-
-
-@dataclass
-class _Tally:
-    """Pages and records of one fetch, for the progress listener."""
-
-    listener: ProgressListener | None
-    client: ApiClient
-    pages: int = 0
-    records: int = 0
-
-    def count(self, record: Record) -> Record:
-        self.records += 1
-        return record
-
-    def page(self, stage: str) -> None:
-        self.pages += 1
-        if self.listener is not None:
-            self.listener(Progress(stage=stage, pages=self.pages, records=self.records, requests=self.client.requests))
 
 
 def _identity(profile: dict, *, today: date) -> IdentityRecord | None:

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from apps.api.authentication import request_actor
 from apps.api.concurrency import ETAG, IF_MATCH, OptimisticConcurrencyMixin
-from apps.api.permissions import EDITORS, READERS, ActionRoles
+from apps.api.permissions import ADMIN_ONLY, EDITORS, READ_ACTIONS, ActionRoles
 from apps.api.schema import error_responses
 from apps.policies import services
 from apps.policies.api import filters
@@ -27,7 +27,6 @@ from apps.policies.api.serializers import (
 from apps.policies.models import AccessRule, Application, Gateway, PolicySnapshot, Role, RoleMapping, Route
 
 ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
-ADMIN_ONLY = frozenset()  # ActionRoles always admits admin
 
 
 class PolicyPagination(PageNumberPagination):
@@ -87,8 +86,7 @@ class PolicyObjectViewSet(OptimisticConcurrencyMixin, mixins.ListModelMixin, vie
 
     permission_classes = [ActionRoles]
     hub_roles = {
-        "list": READERS,
-        "retrieve": READERS,
+        **READ_ACTIONS,
         "create": EDITORS,
         "update": EDITORS,
         "partial_update": EDITORS,
@@ -239,7 +237,7 @@ class SnapshotPagination(CursorPagination):
 )
 class PolicySnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     permission_classes = [ActionRoles]
-    hub_roles = {"list": READERS, "retrieve": READERS, "create": EDITORS}
+    hub_roles = {**READ_ACTIONS, "create": EDITORS}
     pagination_class = SnapshotPagination
     lookup_value_regex = r"[0-9]+"
 
