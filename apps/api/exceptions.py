@@ -1,11 +1,14 @@
-"""One error shape for every API error: ``{"error": {"code", "message", "fields"?}}``.
+"""One error shape for every API error: RFC 9457 problem details (``application/problem+json``).
 
-``code`` is a stable machine-readable word (DRF's codes: ``not_authenticated``,
-``authentication_failed``, ``permission_denied``, ``not_found``, ``invalid``, … or a view's own),
-``message`` reads well on its own, and ``fields`` maps input field names to their problems.
+``{"type", "title", "status", "detail", "code", "errors"}``: ``code`` is a stable machine-readable
+word (DRF's codes: ``not_authenticated``, ``authentication_failed``, ``permission_denied``,
+``not_found``, ``invalid``, … or a view's own) and ``type`` is the URN naming it; ``title`` is the
+HTTP status phrase; ``detail`` reads well on its own; ``errors`` maps input field names to their
+problems (empty when the problem is not about one field).
 """
 
 import logging
+from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -17,12 +20,24 @@ from rest_framework.views import exception_handler
 
 logger = logging.getLogger(__name__)
 
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:policyhub:problem:"
 
-def error_body(code: str, message: str, fields: dict | None = None) -> dict:
-    error = {"code": code, "message": message}
-    if fields:
-        error["fields"] = fields
-    return {"error": error}
+
+def problem_body(status_code: int, code: str, detail: str, errors: dict | None = None) -> dict:
+    return {
+        "type": f"{PROBLEM_TYPE_PREFIX}{code}",
+        "title": HTTPStatus(status_code).phrase,
+        "status": status_code,
+        "detail": detail,
+        "code": code,
+        "errors": errors or {},
+    }
+
+
+def problem_response(status_code: int, code: str, detail: str) -> JsonResponse:
+    """A problem answered outside DRF's views (plain Django views under /api/)."""
+    return JsonResponse(problem_body(status_code, code, detail), status=status_code, content_type=PROBLEM_CONTENT_TYPE)
 
 
 def _first_code(detail) -> str:
@@ -33,12 +48,21 @@ def _first_code(detail) -> str:
     return getattr(detail, "code", None) or "invalid"
 
 
-def _validation_body(detail) -> dict:
+def _validation_body(status_code: int, detail) -> dict:
     if isinstance(detail, dict):
-        fields = {name: [str(problem) for problem in problems] for name, problems in detail.items()}
-        message = "; ".join(f"{name}: {' '.join(problems)}" for name, problems in fields.items())
-        return error_body(_first_code(detail), message, fields)
-    return error_body(_first_code(detail), " ".join(str(problem) for problem in detail))
+        errors = {name: _messages(problems) for name, problems in detail.items()}
+        message = "; ".join(f"{name}: {' '.join(problems)}" for name, problems in errors.items())
+        return problem_body(status_code, _first_code(detail), message, errors)
+    return problem_body(status_code, _first_code(detail), " ".join(str(problem) for problem in detail))
+
+
+def _messages(problems) -> list[str]:
+    """A field's messages; a nested serializer's problems flatten to "inner: message"."""
+    if isinstance(problems, dict):
+        return [f"{name}: {message}" for name, inner in problems.items() for message in _messages(inner)]
+    if isinstance(problems, list):
+        return [message for problem in problems for message in _messages(problem)]
+    return [str(problems)]
 
 
 def api_exception_handler(exc, context):
@@ -56,12 +80,12 @@ def api_exception_handler(exc, context):
         # Unexpected: logged with its traceback here (the response no longer reaches Django's handler),
         # and answered without any detail that could carry a secret.
         logger.error("unhandled error in %s", context["view"].__class__.__name__, exc_info=exc)
-        body = error_body("server_error", "internal server error")
-        return JsonResponse(body, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+        return problem_response(status.HTTP_500_INTERNAL_SERVER_ERROR, "server_error", "internal server error")
     if isinstance(exc, exceptions.ValidationError):  # its detail is always a dict or a list
-        response.data = _validation_body(exc.detail)
+        response.data = _validation_body(response.status_code, exc.detail)
     else:
-        response.data = error_body(_first_code(exc.detail), str(exc.detail))
+        response.data = problem_body(response.status_code, _first_code(exc.detail), str(exc.detail))
+    response.content_type = PROBLEM_CONTENT_TYPE
     if isinstance(exc, exceptions.AuthenticationFailed) and "WWW-Authenticate" in response:
         response["WWW-Authenticate"] += ', error="invalid_token"'  # RFC 6750 §3.1: a token was presented
     return response
@@ -81,7 +105,7 @@ def _still_referenced(exc: ProtectedError) -> str:
 
 def api_not_found(request, *args, **kwargs) -> JsonResponse:
     """Unknown paths under /api/v1/ answer in the same shape instead of Django's HTML page."""
-    return JsonResponse(error_body("not_found", f"no API endpoint at {request.path}"), status=404)
+    return problem_response(404, "not_found", f"no API endpoint at {request.path}")
 
 
 class Conflict(exceptions.APIException):

@@ -3,7 +3,8 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 
-from apps.api.serializers import ApiErrorSerializer
+from apps.api.exceptions import PROBLEM_CONTENT_TYPE
+from apps.api.serializers import ProblemSerializer
 
 
 class ServiceTokenScheme(OpenApiAuthenticationExtension):
@@ -20,4 +21,4 @@ class ServiceTokenScheme(OpenApiAuthenticationExtension):
 
 def error_responses(*statuses: int) -> dict:
     """``responses=`` entries for the error statuses an endpoint can answer, all in the one shape."""
-    return dict.fromkeys(statuses, ApiErrorSerializer)
+    return {(status, PROBLEM_CONTENT_TYPE): ProblemSerializer for status in statuses}

@@ -8,6 +8,7 @@ from django.utils import timezone
 from apps.api.models import ServiceToken
 from apps.api.services import service_token_revoke
 from tests.api.conftest import ACTOR, bearer
+from tests.support.problems import problem
 
 pytestmark = pytest.mark.django_db
 TOKENS = "/api/v1/tokens"
@@ -16,13 +17,9 @@ CHALLENGE = 'Bearer realm="policyhub"'
 
 def _error(response, status: int, code: str) -> str:
     """Checks the status and the one error shape; returns the message."""
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) <= {"code", "message", "fields"}
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    return body["error"]["message"]
+    body = problem(response, status)
+    assert body["code"] == code
+    return body["detail"]
 
 
 def test_no_credentials_is_401_with_a_bearer_challenge(api):

@@ -134,7 +134,6 @@ def test_each_endpoint_admits_exactly_its_roles(db, api, make_token, route, meth
 
 
 def _error_code(response) -> str | None:
-    if not response.headers.get("Content-Type", "").startswith("application/json"):
+    if response.headers.get("Content-Type") != "application/problem+json":
         return None
-    body = response.json()
-    return body.get("error", {}).get("code") if isinstance(body, dict) else None
+    return response.json()["code"]

@@ -84,17 +84,17 @@ def test_the_mint_is_audited_but_the_token_is_never_recorded_or_logged(
 def test_bad_input_is_a_400_naming_the_field(api, make_token, airflow_admin, haproxy_gateway, body, field, message):
     response = api.post(TOKENS, body, headers=bearer(make_token("service", airflow_admin)))
     assert response.status_code == 400
-    error = response.json()["error"]
-    assert set(error["fields"]) == {field}
-    assert message in error["fields"][field][0]
-    assert error["message"].startswith(f"{field}: ")
+    error = response.json()
+    assert set(error["errors"]) == {field}
+    assert message in error["errors"][field][0]
+    assert error["detail"].startswith(f"{field}: ")
     assert not AuditEvent.objects.filter(action="edge_token.issue").exists()
 
 
 def _refusal(api, token: str, gateway: str = "haproxy-edge") -> tuple[int, str, str]:
     response = api.post(TOKENS, {"gateway": gateway}, headers=bearer(token))
-    error = response.json()["error"]
-    return response.status_code, error["code"], error["message"]
+    error = response.json()
+    return response.status_code, error["code"], error["detail"]
 
 
 def test_a_token_without_an_identity_cannot_mint(api, make_token, haproxy_gateway):

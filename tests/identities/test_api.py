@@ -27,6 +27,7 @@ from tests.factories import GroupFactory, IdentityFactory, IdentitySourceFactory
 from tests.fakes.okta import FakeOkta
 from tests.support.celery_worker import celery_reconfigured
 from tests.support.listed_source import ListedConnector, everyone
+from tests.support.problems import problem
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("api-test")
@@ -81,8 +82,7 @@ def _okta(**fields) -> dict:
 
 
 def _error(response) -> dict:
-    assert response["Content-Type"] == "application/json", response.content
-    return response.json()["error"]
+    return problem(response)
 
 
 # Identity sources ------------------------------------------------------------------------------
@@ -125,19 +125,19 @@ def test_a_credential_is_checked_for_its_kind_and_no_error_quotes_it(admin, kind
 
     assert response.status_code == 400
     error = _error(response)
-    assert error["code"] == "invalid" and set(error["fields"]) == {"credential"}
-    assert expected in error["fields"]["credential"][0] and expected in error["message"]
+    assert error["code"] == "invalid" and set(error["errors"]) == {"credential"}
+    assert expected in error["errors"]["credential"][0] and expected in error["detail"]
     assert OKTA_TOKEN.encode() not in response.content and SPACE_SECRET.encode() not in response.content
     assert not IdentitySource.objects.exists()
 
 
 def test_a_source_that_reads_an_api_needs_a_credential_and_a_local_one_takes_none(admin):
     missing = admin.post(SOURCES, _okta())
-    assert missing.status_code == 400 and _error(missing)["fields"]["credential"][0].startswith(
+    assert missing.status_code == 400 and _error(missing)["errors"]["credential"][0].startswith(
         'Okta sources need a credential: {"token": …}'
     )
     local = admin.post(SOURCES, {"name": "Local", "slug": "local", "kind": "local", "credential": {"token": "x"}})
-    assert _error(local)["fields"] == {"credential": ["Local sources take no credential."]}
+    assert _error(local)["errors"] == {"credential": ["Local sources take no credential."]}
     assert admin.post(SOURCES, {"name": "Local", "slug": "local", "kind": "local"}).status_code == 201
     space = {"client_id": "app-1", "client_secret": SPACE_SECRET}
     ok = admin.post(
@@ -149,11 +149,11 @@ def test_a_source_that_reads_an_api_needs_a_credential_and_a_local_one_takes_non
 def test_model_rules_answer_in_the_one_error_shape(admin):
     response = admin.post(SOURCES, _okta(base_url="", credential={"token": OKTA_TOKEN}))
     assert response.status_code == 400
-    assert _error(response)["fields"] == {"base_url": ["A Okta source needs its organization URL."]}
+    assert _error(response)["errors"] == {"base_url": ["A Okta source needs its organization URL."]}
     assert OKTA_TOKEN.encode() not in response.content
     admin.post(SOURCES, _okta(credential={"token": OKTA_TOKEN}))
     taken = admin.post(SOURCES, _okta(credential={"token": OKTA_TOKEN}))
-    assert set(_error(taken)["fields"]) == {"name", "slug"} and OKTA_TOKEN.encode() not in taken.content
+    assert set(_error(taken)["errors"]) == {"name", "slug"} and OKTA_TOKEN.encode() not in taken.content
 
 
 def test_an_update_keeps_the_credential_unless_given_and_never_changes_the_kind(admin):
@@ -174,7 +174,7 @@ def test_an_update_keeps_the_credential_unless_given_and_never_changes_the_kind(
     refused = admin.put(url, _okta(kind="space", base_url="https://acme.jetbrains.space"))
     assert refused.status_code == 400 and _error(refused)["code"] == "kind_immutable"
     bad = admin.patch(url, {"credential": {"token": ["00new-token"]}})
-    assert _error(bad)["fields"] == {"credential": ["The Okta credential's 'token' must be a non-empty string."]}
+    assert _error(bad)["errors"] == {"credential": ["The Okta credential's 'token' must be a non-empty string."]}
 
 
 def test_only_a_source_that_holds_nothing_can_be_deleted(admin):
@@ -184,10 +184,10 @@ def test_only_a_source_that_holds_nothing_can_be_deleted(admin):
 
     refused = admin.delete(f"{SOURCES}/{used.pk}")
     assert refused.status_code == 409
-    assert _error(refused) == {
-        "code": "source_in_use",
-        "message": f"{used.name} still has 1 identities, 1 groups: disable it instead (enabled: false)",
-    }
+    assert _error(refused)["code"] == "source_in_use"
+    assert _error(refused)["detail"] == (
+        f"{used.name} still has 1 identities, 1 groups: disable it instead (enabled: false)"
+    )
     assert admin.delete(f"{SOURCES}/{empty.pk}").status_code == 204
     assert list(IdentitySource.objects.all()) == [used]
     assert AuditEvent.objects.filter(action="identitysource.delete", object_id=str(empty.pk)).exists()
@@ -197,7 +197,7 @@ def test_a_source_is_not_deleted_under_a_running_sync(admin):
     source = IdentitySourceFactory()
     with advisory_lock(sync.SYNC_LOCK_CLASS, source.pk, busy=sync.SyncBusy, message="held by the test"):
         refused = admin.delete(f"{SOURCES}/{source.pk}")
-    assert refused.status_code == 409 and "is running" in _error(refused)["message"]
+    assert refused.status_code == 409 and "is running" in _error(refused)["detail"]
     assert IdentitySource.objects.filter(pk=source.pk).exists()
 
 
@@ -206,7 +206,7 @@ def test_a_source_that_role_mappings_name_is_not_deleted_with_them(admin):
     policies.role_mapping_create(
         actor=ACTOR, role=RoleFactory(), match_kind="claim", claim_name="department", claim_value="Data", source=source
     )
-    assert "1 role mappings" in _error(admin.delete(f"{SOURCES}/{source.pk}"))["message"]
+    assert "1 role mappings" in _error(admin.delete(f"{SOURCES}/{source.pk}"))["detail"]
 
 
 # Sync requests ---------------------------------------------------------------------------------
@@ -324,10 +324,11 @@ def test_a_sync_of_a_disabled_or_local_source_is_refused_and_bad_input_is_a_400(
 
     refused = editor.post(f"{SOURCES}/{disabled.pk}/sync")
     assert refused.status_code == 409
-    assert _error(refused) == {"code": "sync_refused", "message": f"{disabled.name} is disabled: enable it to sync it"}
-    assert "nothing to sync from" in _error(editor.post(f"{SOURCES}/{local.pk}/sync"))["message"]
+    assert _error(refused)["code"] == "sync_refused"
+    assert _error(refused)["detail"] == f"{disabled.name} is disabled: enable it to sync it"
+    assert "nothing to sync from" in _error(editor.post(f"{SOURCES}/{local.pk}/sync"))["detail"]
     bad = editor.post(f"{SOURCES}/{disabled.pk}/sync", {"full": "perhaps"})
-    assert bad.status_code == 400 and set(_error(bad)["fields"]) == {"full"}
+    assert bad.status_code == 400 and set(_error(bad)["errors"]) == {"full"}
     assert editor.post(f"{SOURCES}/999999/sync").status_code == 404
     assert not SyncRun.objects.exists()
 
@@ -389,7 +390,7 @@ def test_identities_are_listed_and_filtered(auditor, directory):
 def test_an_unknown_filter_value_is_a_400_in_the_one_shape(auditor, directory, query, field):
     response = auditor.get(f"{IDENTITIES}?{query}")
     assert response.status_code == 400
-    assert _error(response)["code"] == "invalid_choice" and set(_error(response)["fields"]) == {field}
+    assert _error(response)["code"] == "invalid_choice" and set(_error(response)["errors"]) == {field}
 
 
 def test_an_identity_shows_its_groups_and_each_role_with_the_mappings_behind_it(auditor, directory):
@@ -444,7 +445,7 @@ def test_sync_runs_are_listed_newest_first_and_filtered_by_source_and_state(audi
     assert ids("source=okta") == [runs[2].pk, runs[0].pk]
     assert ids("state=failed") == [runs[1].pk]
     assert ids("source=okta&state=succeeded") == [runs[0].pk]
-    assert _error(auditor.get(f"{RUNS}?state=lost"))["fields"].keys() == {"state"}
+    assert _error(auditor.get(f"{RUNS}?state=lost"))["errors"].keys() == {"state"}
     detail = auditor.get(f"{RUNS}/{runs[1].pk}").json()
     assert detail["source_url"] == f"http://testserver{SOURCES}/{space.pk}" and detail["state"] == "failed"
 

@@ -15,6 +15,7 @@ from apps.core.actors import Actor
 from apps.policies import services
 from apps.policies.models import AccessRule, Application, Gateway, PolicySnapshot, Role, RoleMapping, Route
 from tests.factories import ApplicationFactory, GatewayFactory, GroupFactory, RoleFactory, RouteFactory
+from tests.support.problems import problem
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("test")
@@ -148,7 +149,7 @@ def test_an_editor_may_change_a_gateway_but_not_add_or_remove_one(editor, world)
     assert editor.patch(url, {"description": "the edge"}, format="json", headers={"If-Match": etag}).status_code == 200
     refused = editor.delete(url, headers={"If-Match": editor.get(url)["ETag"]})
     assert refused.status_code == 403
-    assert refused.json()["error"]["code"] == "permission_denied"
+    assert refused.json()["code"] == "permission_denied"
     assert Gateway.objects.filter(pk=gateway.pk).exists()
 
 
@@ -164,8 +165,8 @@ def test_a_write_without_if_match_is_428_and_changes_nothing(editor, world):
         editor.delete(url, headers={"If-Match": "*"}),  # matches any state: protects nothing
     ):
         assert answer.status_code == 428
-        assert answer.json()["error"]["code"] == "precondition_required"
-        assert "If-Match" in answer.json()["error"]["message"]
+        assert answer.json()["code"] == "precondition_required"
+        assert "If-Match" in answer.json()["detail"]
     assert Route.objects.get(pk=world["route"].pk).description == ""
 
 
@@ -177,10 +178,10 @@ def test_a_stale_if_match_is_412_and_a_fresh_one_writes_and_returns_the_new_etag
     assert fresh["ETag"] != before
     stale = editor.patch(url, {"owner": "team-b"}, format="json", headers={"If-Match": before})
     assert stale.status_code == 412
-    assert stale.json()["error"] == {
-        "code": "precondition_failed",
-        "message": "the object changed since it was read (its ETag differs): GET it again, then retry",
-    }
+    assert problem(stale, 412)["code"] == "precondition_failed"
+    assert stale.json()["detail"] == (
+        "the object changed since it was read (its ETag differs): GET it again, then retry"
+    )
     assert Application.objects.get(pk=world["application"].pk).owner == "team-a"
     # one of several tags may match (RFC 9110 lists)
     listed = editor.patch(url, {"owner": "team-c"}, format="json", headers={"If-Match": f"{before}, {fresh['ETag']}"})
@@ -297,7 +298,7 @@ def test_applications_filter_by_backstage_entity_ref(editor):
 def test_a_malformed_filter_is_400_in_the_one_shape(editor):
     answer = editor.get("/api/v1/access-rules", {"route": "not-a-number"})
     assert answer.status_code == 400
-    assert "route" in answer.json()["error"]["fields"]
+    assert "route" in answer.json()["errors"]
 
 
 # Query counts ------------------------------------------------------------------------------------
@@ -418,17 +419,17 @@ def test_model_validation_comes_back_as_400_with_fields(editor, world):
         format="json",
     )
     assert outside.status_code == 400
-    assert "does not serve wiki.other.test" in outside.json()["error"]["fields"]["host"][0]
+    assert "does not serve wiki.other.test" in outside.json()["errors"]["host"][0]
 
     no_roles = editor.post("/api/v1/access-rules", {"route": world["route"].pk, "auth_mode": "roles"}, format="json")
     assert no_roles.status_code == 400
-    assert no_roles.json()["error"]["fields"] == {"roles": ["A rule in 'roles' mode needs at least one role."]}
+    assert no_roles.json()["errors"] == {"roles": ["A rule in 'roles' mode needs at least one role."]}
 
     unknown = editor.post("/api/v1/routes", {**BODIES["routes"](world)[0], "gateway": "nowhere"}, format="json")
-    assert unknown.status_code == 400 and "gateway" in unknown.json()["error"]["fields"]
+    assert unknown.status_code == 400 and "gateway" in unknown.json()["errors"]
 
     duplicate = editor.post("/api/v1/roles", {"slug": "staff"}, format="json")
-    assert duplicate.status_code == 400 and "slug" in duplicate.json()["error"]["fields"]
+    assert duplicate.status_code == 400 and "slug" in duplicate.json()["errors"]
     assert not AuditEvent.objects.filter(action__in=["route.create", "accessrule.create", "role.create"]).exists()
 
 
@@ -439,7 +440,7 @@ def test_a_validation_error_on_update_leaves_the_object_and_its_etag_alone(edito
     etag = editor.get(url)["ETag"]
     refused = editor.patch(url, {"rate_limit_per_minute": 10}, format="json", headers={"If-Match": etag})
     assert refused.status_code == 400
-    assert "rate_limit_per_minute" in refused.json()["error"]["fields"]
+    assert "rate_limit_per_minute" in refused.json()["errors"]
     assert editor.get(url)["ETag"] == etag
 
 
@@ -464,7 +465,7 @@ def test_deleting_something_still_referenced_is_409_and_deletes_nothing(admin, w
     answer = admin.delete(url, headers={"If-Match": admin.get(url)["ETag"]})
 
     assert answer.status_code == 409
-    assert answer.json()["error"]["code"] == "protected"
-    assert f"still referenced by 1 {referrer}" in answer.json()["error"]["message"]
+    assert answer.json()["code"] == "protected"
+    assert f"still referenced by 1 {referrer}" in answer.json()["detail"]
     assert type(target).objects.filter(pk=target.pk).exists()
     assert not AuditEvent.objects.filter(action__endswith=".delete").exists()
