@@ -197,8 +197,14 @@ def normalize_listen_address(value: str) -> str:
     return f"{host}:{int(port_text)}"
 
 
+DEFAULT_ENTITY_KIND = "component"  # an application's entity, when the ref leaves the kind out
+DEFAULT_ENTITY_NAMESPACE = "default"  # Backstage's own default
+
+
 def normalize_entity_ref(value: str) -> str:
-    """A Backstage entity reference ``[kind:][namespace/]name``, lower-cased as Backstage does."""
+    """A Backstage entity reference ``[kind:][namespace/]name`` in its one full form
+    ``kind:namespace/name``, lower-cased as Backstage's ``stringifyEntityRef`` does, so that every
+    way of writing one entity is stored, compared and looked up alike."""
     ref = str(value).strip().lower()
     kind, _, rest = ref.rpartition(":") if ":" in ref else ("", "", ref)
     namespace, _, name = rest.rpartition("/") if "/" in rest else ("", "", rest)
@@ -215,7 +221,7 @@ def normalize_entity_ref(value: str) -> str:
             code="entity_ref",
             params={"value": repr(value), "problems": "; ".join(problems)},
         )
-    return ref
+    return f"{kind or DEFAULT_ENTITY_KIND}:{namespace or DEFAULT_ENTITY_NAMESPACE}/{name}"
 
 
 def normalize_deploy_directory(value: str) -> str:

@@ -1,9 +1,11 @@
 """Reads for gateways: everything a renderer needs, gathered from the database."""
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from apps.core.crypto import Secret
@@ -89,6 +91,31 @@ def deployment_live(*, gateway: Gateway) -> Deployment | None:
     """The gateway's most recent deployment that went live: what it should be running."""
     live = Deployment.objects.filter(gateway=gateway, state=DeploymentState.LIVE).select_related("snapshot")
     return live.order_by("-finished_at", "-id").first()
+
+
+@dataclass(frozen=True)
+class GatewayDeployments:
+    gateway: Gateway
+    last: Deployment | None  # the most recent request, whatever became of it
+    live: Deployment | None  # what the gateway should be running
+
+
+def gateways_with_deployments(*, names: Iterable[str]) -> list[GatewayDeployments]:
+    """The named gateways, by name, each with its last and its live deployment: two queries."""
+    of_gateway = Deployment.objects.filter(gateway=OuterRef("pk")).values("pk")
+    newest = of_gateway.order_by("-created_at", "-id")[:1]
+    live = of_gateway.filter(state=DeploymentState.LIVE).order_by("-finished_at", "-id")[:1]
+    gateways = list(
+        Gateway.objects.filter(name__in=list(names))
+        .annotate(last_id=Subquery(newest), live_id=Subquery(live))
+        .order_by("name")
+    )
+    wanted = {gateway.last_id for gateway in gateways} | {gateway.live_id for gateway in gateways}
+    deployments = Deployment.objects.select_related("snapshot").defer("snapshot__content").in_bulk(wanted - {None})
+    return [
+        GatewayDeployments(gateway, deployments.get(gateway.last_id), deployments.get(gateway.live_id))
+        for gateway in gateways
+    ]
 
 
 def gateways_due_for_key_renewal(*, now: datetime) -> list[Gateway]:

@@ -2,6 +2,7 @@
 
 from datetime import datetime, timedelta
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
 
 from apps.identities.choices import SourceKind, SyncMode, SyncState
@@ -22,6 +23,32 @@ def identity_get_by_reference(*, reference: str) -> Identity | None:
         query |= Q(source__slug=slug, external_id=external_id)
     matches = list(identities.filter(query)[:2])
     return matches[0] if len(matches) == 1 else None
+
+
+def identity_for_check(
+    *, identity_id: int | None = None, username: str = "", email: str = "", source: str = ""
+) -> Identity:
+    """The one identity an access check names by id, username or e-mail (narrowed to a source's
+    slug when given); a ValidationError naming the field when none or several match."""
+    identities = Identity.objects.select_related("source")
+    if source:
+        identities = identities.filter(source__slug=source)
+    if identity_id is not None:
+        field, matches = "identity_id", identities.filter(pk=identity_id)
+    elif username:
+        field, matches = "username", identities.filter(username=username)
+    else:
+        field, matches = "email", identities.filter(email__iexact=email)
+    found = list(matches[:3])
+    where = f" in source {source}" if source else ""
+    if not found:
+        raise ValidationError({field: f"no identity{where} has this {field.replace('_', ' ')}"})
+    if len(found) > 1:
+        subjects = ", ".join(identity.subject for identity in found[:2])
+        raise ValidationError(
+            {field: f"several identities{where} have this {field.replace('_', ' ')} ({subjects}, …): name the source"}
+        )
+    return found[0]
 
 
 def identity_sources_syncable() -> QuerySet[IdentitySource]:

@@ -136,7 +136,8 @@ def _in_networks(address, networks) -> bool:
     return address is not None and any(address in network for network in networks)
 
 
-def _identity_holds(rule: RuleView, roles: frozenset[str] | None) -> bool:
+def identity_holds(rule: RuleView, roles: frozenset[str] | None) -> bool:
+    """Whether a rule's identity condition holds for these roles (None: no usable identity)."""
     if rule.auth_mode == "public":
         return True
     return roles is not None and (rule.auth_mode != "roles" or not rule.roles.isdisjoint(roles))
@@ -191,7 +192,7 @@ def decide(
 
     roles, identity_problem = _resolve_identity(policy, identity)
     for rule in route.deny_rules:
-        if _identity_holds(rule, roles) and (
+        if identity_holds(rule, roles) and (
             not rule.networks or address is None or _in_networks(address, rule.networks)
         ):
             return _deny(route, [Reason(ReasonCode.DENIED_BY_RULE, f"denied by rule {rule.key}")], roles, rule)
@@ -250,10 +251,10 @@ def decide_link_issue(
     if roles is None:
         return _deny(route, [identity_problem])
     for rule in route.deny_rules:
-        if not rule.networks and _identity_holds(rule, roles):
+        if not rule.networks and identity_holds(rule, roles):
             return _deny(route, [Reason(ReasonCode.DENIED_BY_RULE, f"denied by rule {rule.key}")], roles, rule)
     for rule in route.allow_rules:
-        if _identity_holds(rule, roles):
+        if identity_holds(rule, roles):
             return Decision(True, route, rule, (Reason(ReasonCode.ALLOWED, f"allowed by rule {rule.key}"),), roles)
     needed = sorted({role for rule in route.allow_rules for role in rule.roles})
     reason = f"requires one of the roles: {', '.join(needed)}" if needed else f"route {route.key} has no allow rule"

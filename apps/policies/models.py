@@ -106,15 +106,33 @@ class Application(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     slug = SlugField(max_length=63, unique=True)
-    backstage_entity_ref = EntityRefField(max_length=200, blank=True, help_text="[kind:][namespace/]name")
+    backstage_entity_ref = EntityRefField(
+        max_length=200,
+        blank=True,
+        help_text="[kind:][namespace/]name, stored as kind:namespace/name (default kind component, namespace default)",
+    )
     owner = models.CharField(max_length=200, blank=True)
     description = models.TextField(blank=True)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["backstage_entity_ref"],
+                condition=~Q(backstage_entity_ref=""),
+                name="application_entity_ref_unique",
+                violation_error_message="Another application is already bound to this Backstage entity.",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self):
+        # as a field error (the constraint alone would report it against no field)
+        ref = self.backstage_entity_ref
+        if ref and Application.objects.exclude(pk=self.pk).filter(backstage_entity_ref=ref).exists():
+            raise ValidationError({"backstage_entity_ref": f"Another application is already bound to {ref}."})
 
 
 class Gateway(models.Model):

@@ -3,7 +3,8 @@
 import json
 from functools import lru_cache
 
-from apps.policies.models import PolicySnapshot
+from apps.core.validators import normalize_entity_ref
+from apps.policies.models import Application, PolicySnapshot
 from apps.policies.roles import effective_roles, role_grants
 from apps.policies.snapshot import CompiledPolicy, compile_policy
 
@@ -22,5 +23,14 @@ def compiled_policy(*, snapshot: PolicySnapshot) -> CompiledPolicy:
 
 
 def snapshot_newest() -> PolicySnapshot | None:
-    """The most recently built snapshot: what a deploy takes when none is named."""
-    return PolicySnapshot.objects.order_by("-created_at", "-id").first()
+    """The most recently built snapshot: what a deploy takes, and what access checks read, when none
+    is named. Without its content (megabytes at scale, loaded only if asked for): decisions read the
+    compiled form, cached by sha256."""
+    return PolicySnapshot.objects.defer("content").order_by("-created_at", "-id").first()
+
+
+def application_for_entity(*, kind: str, namespace: str, name: str) -> Application | None:
+    """The application bound to a Backstage entity, matched as Backstage compares refs (case-insensitive,
+    in full form); a ValidationError when the parts cannot form a ref."""
+    ref = normalize_entity_ref(f"{kind}:{namespace}/{name}")
+    return Application.objects.filter(backstage_entity_ref=ref).first()

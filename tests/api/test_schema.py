@@ -22,10 +22,25 @@ def test_the_schema_generates_without_warnings_and_validates(tmp_path):
         for resource in ("identity-sources", "identities", "groups", "sync-runs")
         for suffix in ("", "/{id}")
     } | {"/api/v1/identity-sources/{id}/sync"}
-    assert set(schema["paths"]) == {"/api/v1/tokens", "/.well-known/jwks.json", *audit, *policies, *identities}
+    access = {
+        "/api/v1/decisions/check",
+        "/api/v1/applications/{id}/access",
+        "/api/v1/identities/{id}/access",
+        "/api/v1/backstage/entities/{kind}/{namespace}/{name}",
+    }
+    assert set(schema["paths"]) == {
+        "/api/v1/tokens",
+        "/.well-known/jwks.json",
+        *audit,
+        *policies,
+        *identities,
+        *access,
+    }
     assert schema["paths"]["/api/v1/tokens"]["post"]["security"] == [{"ServiceToken": []}]
     assert schema["components"]["securitySchemes"]["ServiceToken"]["scheme"] == "bearer"
     assert set(schema["paths"]["/api/v1/tokens"]["post"]["responses"]) == {"200", "400", "401", "403", "404", "409"}
+    problem = schema["paths"]["/api/v1/decisions/check"]["post"]["responses"]["400"]["content"]
+    assert problem["application/problem+json"]["schema"]["$ref"] == "#/components/schemas/Problem"
 
 
 def test_the_schema_and_its_docs_are_served(client):

@@ -141,8 +141,9 @@ def test_methods_come_from_the_fixed_set():
     [
         ("component:default/artist-web", "component:default/artist-web"),
         ("Group:Default/Team-A", "group:default/team-a"),
-        ("artist-lookup", "artist-lookup"),
-        ("default/artist-lookup", "default/artist-lookup"),
+        ("artist-lookup", "component:default/artist-lookup"),
+        ("Team-Ops/artist-lookup", "component:team-ops/artist-lookup"),
+        ("API:artist-lookup", "api:default/artist-lookup"),
     ],
 )
 def test_backstage_entity_refs(raw, normalized):

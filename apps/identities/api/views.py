@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from apps.api.authentication import request_actor
 from apps.api.exceptions import Conflict
 from apps.api.pagination import CursorPage
-from apps.api.permissions import ADMIN_ONLY, EDITORS, READ_ACTIONS, ActionRoles
+from apps.api.permissions import ADMIN_ONLY, EDITORS, READ_ACTIONS, READERS, ActionRoles
 from apps.api.schema import error_responses
 from apps.core.choices import Trigger
 from apps.identities import services
@@ -29,6 +29,7 @@ from apps.identities.api.serializers import (
 from apps.identities.models import IdentitySource
 from apps.identities.selectors import group_list, identity_list, sync_run_list
 from apps.identities.sync import SyncRefused, sync_run_request
+from apps.policies.api import access_views
 
 NUMERIC_ID = "[0-9]+"
 
@@ -147,6 +148,7 @@ class SyncRunPage(CursorPage):
 
 @_read_schema(one="identity", many="identities", listed=IdentitySerializer, detailed=IdentityDetailSerializer)
 class IdentityViewSet(_ReadViewSet):
+    hub_roles = {**READ_ACTIONS, "access": READERS}
     filterset_class = IdentityFilterSet
     pagination_class = IdentityPage
 
@@ -155,6 +157,17 @@ class IdentityViewSet(_ReadViewSet):
 
     def get_serializer_class(self):
         return IdentityDetailSerializer if self.action == "retrieve" else IdentitySerializer
+
+    @extend_schema(
+        summary="Every route the identity reaches, and through which rules and roles",
+        description="Read from the newest snapshot (or the one named; the page links pin it). An inactive "
+        "identity, or one the snapshot does not know yet, reaches public routes only. 409 before any snapshot.",
+        parameters=access_views.PAGE,
+        responses={200: access_views.IdentityRoutesSerializer, **error_responses(400, 401, 403, 404, 409)},
+    )
+    @action(detail=True, methods=["get"])
+    def access(self, request, pk=None):
+        return access_views.identity_access_response(request, self.get_object())
 
 
 @_read_schema(one="group", many="groups", listed=GroupSerializer, detailed=GroupDetailSerializer)

@@ -5,15 +5,16 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.response import Response
 
 from apps.api.authentication import request_actor
 from apps.api.concurrency import ETAG, IF_MATCH, OptimisticConcurrencyMixin
-from apps.api.permissions import ADMIN_ONLY, EDITORS, READ_ACTIONS, ActionRoles
+from apps.api.permissions import ADMIN_ONLY, EDITORS, READ_ACTIONS, READERS, ActionRoles
 from apps.api.schema import error_responses
 from apps.policies import services
-from apps.policies.api import filters
+from apps.policies.api import access_views, filters
 from apps.policies.api.serializers import (
     AccessRuleSerializer,
     ApplicationSerializer,
@@ -143,6 +144,7 @@ class RoleMappingViewSet(PolicyObjectViewSet):
 
 @policy_object_schema("application", ApplicationSerializer)
 class ApplicationViewSet(PolicyObjectViewSet):
+    hub_roles = {**PolicyObjectViewSet.hub_roles, "access": READERS}
     serializer_class = ApplicationSerializer
     queryset = Application.objects.all()
     filterset_class = filters.ApplicationFilterSet
@@ -155,6 +157,18 @@ class ApplicationViewSet(PolicyObjectViewSet):
 
     def object_delete(self, *, instance):
         services.application_delete(application=instance, actor=self.actor)
+
+    @extend_schema(
+        summary="Who reaches each of the application's routes, and which roles and mappings let them",
+        description="Read from the newest snapshot (or the one named; the page links pin it): every route with "
+        "its rules and audience, then a page of the identities that reach any of them, each with the routes, "
+        "the rules that admit it, and the mapping behind each role. 409 before any snapshot is built.",
+        parameters=[ID, *access_views.PAGE],
+        responses={200: access_views.ApplicationAccessSerializer, **error_responses(400, 401, 403, 404, 409)},
+    )
+    @action(detail=True, methods=["get"])
+    def access(self, request, pk=None):
+        return access_views.application_access_response(request, self.get_object())
 
 
 @policy_object_schema("gateway", GatewaySerializer)
