@@ -44,9 +44,9 @@ def identity_for_check(
     if not found:
         raise ValidationError({field: f"no identity{where} has this {field.replace('_', ' ')}"})
     if len(found) > 1:
-        subjects = ", ".join(identity.subject for identity in found[:2])
+        subjects = ", ".join(identity.subject for identity in found[:2]) + (", …" if len(found) > 2 else "")
         raise ValidationError(
-            {field: f"several identities{where} have this {field.replace('_', ' ')} ({subjects}, …): name the source"}
+            {field: f"several identities{where} have this {field.replace('_', ' ')} ({subjects}): name the source"}
         )
     return found[0]
 

@@ -186,7 +186,9 @@ def test_an_identity_named_in_two_sources_needs_its_source(demo, service):
     admin = _identity(OKTA_ADMIN)
     IdentityFactory(source=IdentitySourceFactory(slug="corp-ldap"), email=admin.email)
     ambiguous = service.post(CHECK, {"email": admin.email, "url": "https://airflow.example.test/"})
-    assert "several identities have this email" in problem(ambiguous, 400)["errors"]["email"][0]
+    [message] = problem(ambiguous, 400)["errors"]["email"]
+    assert message.startswith("several identities have this email (") and message.endswith("): name the source")
+    assert OKTA_ADMIN in message and "corp-ldap:" in message
     assert _check(service, email=admin.email, source="okta", url="https://airflow.example.test/")["allowed"] is True
 
 
