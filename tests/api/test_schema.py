@@ -22,7 +22,15 @@ def test_the_schema_generates_without_warnings_and_validates(tmp_path):
         for resource in ("identity-sources", "identities", "groups", "sync-runs")
         for suffix in ("", "/{id}")
     } | {"/api/v1/identity-sources/{id}/sync"}
-    assert set(schema["paths"]) == {"/api/v1/tokens", "/.well-known/jwks.json", *audit, *policies, *identities}
+    deployments = {f"/api/v1/deployments{suffix}" for suffix in ("", "/{id}", "/deploy")}
+    assert set(schema["paths"]) == {
+        "/api/v1/tokens",
+        "/.well-known/jwks.json",
+        *audit,
+        *policies,
+        *identities,
+        *deployments,
+    }
     assert schema["paths"]["/api/v1/tokens"]["post"]["security"] == [{"ServiceToken": []}]
     assert schema["components"]["securitySchemes"]["ServiceToken"]["scheme"] == "bearer"
     assert set(schema["paths"]["/api/v1/tokens"]["post"]["responses"]) == {"200", "400", "401", "403", "404", "409"}
