@@ -205,6 +205,7 @@ SPECTACULAR_SETTINGS = {
         "IdentityKindEnum": "apps.identities.choices.IdentityKind",
         "SyncRunStateEnum": "apps.identities.choices.SyncState",
         "SyncRunModeEnum": "apps.identities.choices.SyncMode",
+        "DeploymentStateEnum": "apps.gateways.choices.DeploymentState",
     },
 }
 

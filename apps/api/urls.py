@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("apps.audit.api.urls")),
     path("", include("apps.policies.api.urls")),
     path("", include("apps.identities.api.urls")),
+    path("", include("apps.gateways.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

@@ -87,6 +87,11 @@ def deployable_gateways() -> QuerySet[Gateway]:
     return Gateway.objects.exclude(deploy_directory="").order_by("name")
 
 
+def deployment_list() -> QuerySet[Deployment]:
+    """Deployments with their gateway and snapshot, without the snapshot's content (megabytes)."""
+    return Deployment.objects.select_related("gateway", "snapshot").defer("snapshot__content")
+
+
 def deployment_live(*, gateway: Gateway) -> Deployment | None:
     """The gateway's most recent deployment that went live: what it should be running."""
     live = Deployment.objects.filter(gateway=gateway, state=DeploymentState.LIVE).select_related("snapshot")

@@ -6,6 +6,7 @@ row lock (the run claims it under the same lock), or an interrupted one under th
 """
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
@@ -145,6 +146,47 @@ def deploy_all(*, actor: Actor, trigger: str, snapshot: PolicySnapshot | None = 
         deployment_request(gateway=gateway, actor=actor, trigger=trigger, snapshot=snapshot)
         for gateway in deployable_gateways()
     ]
+
+
+def deployments_request(
+    *, actor: Actor, trigger: str, gateways: Sequence[Gateway] = (), snapshot: PolicySnapshot | None = None
+) -> list[Deployment]:
+    """Queue a deployment of ``snapshot`` (default: the newest) to each of ``gateways`` (none named:
+    every deployable one), by gateway name; all or none: a gateway that cannot be deployed, or no
+    snapshot to deploy, refuses the whole request (ValidationError keyed by the argument at fault)."""
+    not_deployable = sorted({gateway.name for gateway in gateways if not gateway.deploy_directory})
+    if not_deployable:
+        raise ValidationError(
+            {
+                "gateways": [
+                    ValidationError(
+                        "Gateway %(gateway)s has no deploy directory: set one to make it deployable.",
+                        code="not_deployable",
+                        params={"gateway": name},
+                    )
+                    for name in not_deployable
+                ]
+            }
+        )
+    snapshot = snapshot or snapshot_newest()
+    if snapshot is None:
+        message = "There is no policy snapshot to deploy yet; build one first."
+        raise ValidationError({"snapshot": ValidationError(message, code="no_snapshot")})
+    # one transaction, its gateway row locks taken in name order: two requests naming the same
+    # gateways in another order wait for each other instead of deadlocking
+    with transaction.atomic():
+        if gateways:
+            named = sorted({gateway.pk: gateway for gateway in gateways}.values(), key=lambda gateway: gateway.name)
+            deployments = [
+                deployment_request(gateway=gateway, actor=actor, trigger=trigger, snapshot=snapshot)
+                for gateway in named
+            ]
+        else:
+            deployments = deploy_all(actor=actor, trigger=trigger, snapshot=snapshot)
+    if not deployments:
+        message = "No gateway has a deploy directory: set one to make a gateway deployable."
+        raise ValidationError({"gateways": ValidationError(message, code="not_deployable")})
+    return deployments
 
 
 def deployment_run(*, deployment_id: int) -> Deployment:

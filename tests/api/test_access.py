@@ -307,6 +307,7 @@ def test_the_backstage_entity_view_matches_refs_as_backstage_does(demo, service)
         live.pk,
     )
     assert edge["live_deployment"]["snapshot"] == demo.snapshot_sha256
+    assert edge["live_deployment"]["url"] == f"http://testserver/api/v1/deployments/{live.pk}"
     airflow = Application.objects.get(slug="airflow")
     assert answer["access_url"] == f"http://testserver/api/v1/applications/{airflow.pk}/access"
 

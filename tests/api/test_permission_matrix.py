@@ -89,6 +89,9 @@ EXPECTED = {
     ("api/v1/groups/(?P<pk>[0-9]+)", "GET"): READ,
     ("api/v1/sync-runs", "GET"): READ,
     ("api/v1/sync-runs/(?P<pk>[0-9]+)", "GET"): READ,
+    ("api/v1/deployments", "GET"): READ,
+    ("api/v1/deployments/(?P<pk>[0-9]+)", "GET"): READ,
+    ("api/v1/deployments/deploy", "POST"): EDIT,
 }
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 

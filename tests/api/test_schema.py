@@ -28,6 +28,7 @@ def test_the_schema_generates_without_warnings_and_validates(tmp_path):
         "/api/v1/identities/{id}/access",
         "/api/v1/backstage/entities/{kind}/{namespace}/{name}",
     }
+    deployments = {f"/api/v1/deployments{suffix}" for suffix in ("", "/{id}", "/deploy")}
     assert set(schema["paths"]) == {
         "/api/v1/tokens",
         "/.well-known/jwks.json",
@@ -35,6 +36,7 @@ def test_the_schema_generates_without_warnings_and_validates(tmp_path):
         *policies,
         *identities,
         *access,
+        *deployments,
     }
     assert schema["paths"]["/api/v1/tokens"]["post"]["security"] == [{"ServiceToken": []}]
     assert schema["components"]["securitySchemes"]["ServiceToken"]["scheme"] == "bearer"

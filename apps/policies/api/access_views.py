@@ -149,6 +149,7 @@ class DecisionViewSet(viewsets.ViewSet):
 
 class DeploymentRefSerializer(serializers.Serializer):
     id = serializers.IntegerField()
+    url = serializers.HyperlinkedIdentityField(view_name="api:gateways-api:deployment-detail")
     state = serializers.CharField()
     trigger = serializers.CharField()
     created_at = serializers.DateTimeField()
@@ -205,7 +206,8 @@ class BackstageEntityViewSet(viewsets.ViewSet):
         gateway_names = {route.audience.route.gateway for route in routes}
         return Response(
             BackstageEntitySerializer(
-                {
+                context={"request": request},
+                instance={
                     "entity_ref": application.backstage_entity_ref,
                     "application": application,
                     "snapshot": snapshot,
@@ -214,6 +216,6 @@ class BackstageEntityViewSet(viewsets.ViewSet):
                     "access_url": request.build_absolute_uri(
                         reverse("api:policies-api:application-access", args=[application.pk])
                     ),
-                }
+                },
             ).data
         )
