@@ -23,8 +23,14 @@ def test_the_schema_generates_without_warnings_and_validates(tmp_path):
         for suffix in ("", "/{id}")
     } | {"/api/v1/identity-sources/{id}/sync"}
     assert set(schema["paths"]) == {"/api/v1/tokens", "/.well-known/jwks.json", *audit, *policies, *identities}
-    assert schema["paths"]["/api/v1/tokens"]["post"]["security"] == [{"ServiceToken": []}]
-    assert schema["components"]["securitySchemes"]["ServiceToken"]["scheme"] == "bearer"
+    assert schema["paths"]["/api/v1/tokens"]["post"]["security"] == [
+        {"ServiceToken": []},
+        {"BackstageJWT": []},
+        {"cookieAuth": []},
+    ]
+    schemes = schema["components"]["securitySchemes"]
+    assert (schemes["ServiceToken"]["scheme"], schemes["BackstageJWT"]["bearerFormat"]) == ("bearer", "JWT")
+    assert (schemes["cookieAuth"]["in"], schemes["cookieAuth"]["name"]) == ("cookie", "sessionid")
     assert set(schema["paths"]["/api/v1/tokens"]["post"]["responses"]) == {"200", "400", "401", "403", "404", "409"}
 
 
