@@ -175,10 +175,14 @@ POLICYHUB_PROOF_SAMPLE_ROUTES = env.int("POLICYHUB_PROOF_SAMPLE_ROUTES", default
 POLICYHUB_SIGNED_LINK_TTL_SECONDS = env.int("POLICYHUB_SIGNED_LINK_TTL_SECONDS", default=3600)
 POLICYHUB_SIGNED_LINK_MAX_TTL_SECONDS = env.int("POLICYHUB_SIGNED_LINK_MAX_TTL_SECONDS", default=86400)
 
-# The API (apps/api): service tokens only, closed unless a view names the hub roles it admits,
-# JSON in and out, every error in one shape.
+# The API (apps/api): bearer credentials (service tokens, Backstage JWTs), then the web UI's session
+# (CSRF enforced); closed unless a view names the hub roles it admits, JSON in and out, every error in
+# one shape.
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["apps.api.authentication.ServiceTokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.api.authentication.BearerAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["apps.api.permissions.DenyAll"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -186,9 +190,19 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+# Backstage instances whose JWTs the API accepts (as hub role ``service``), like Backstage's own
+# externalAccess "jwks" entries: a JSON list of {"url", "issuer", "audience", "algorithms"?, "subject_prefix"?}
+# (apps/api/backstage_jwt.py checks them at start-up).
+try:
+    BACKSTAGE_EXTERNAL_ACCESS = env.json("BACKSTAGE_EXTERNAL_ACCESS", default=[])
+except ValueError as error:
+    raise ImproperlyConfigured(f"BACKSTAGE_EXTERNAL_ACCESS is not valid JSON: {error}") from None
 SPECTACULAR_SETTINGS = {
     "TITLE": "policyhub API",
-    "DESCRIPTION": "Authenticate with 'Authorization: Bearer <service token>' (manage.py create_service_token).",
+    "DESCRIPTION": (
+        "Authenticate with 'Authorization: Bearer <service token>' (manage.py create_service_token), with a "
+        "Backstage JWT where BACKSTAGE_EXTERNAL_ACCESS trusts its issuer, or with the web UI's session."
+    ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,

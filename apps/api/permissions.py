@@ -3,6 +3,7 @@
 from rest_framework.permissions import BasePermission
 
 from apps.api.choices import HubRole
+from apps.api.selectors import principal_hub_roles
 
 
 class DenyAll(BasePermission):
@@ -26,18 +27,18 @@ READ_ACTIONS = {"list": READERS, "retrieve": READERS}
 class ActionRoles(BasePermission):
     """Admits per viewset action: the view declares ``hub_roles = {action: roles}``. An action it does
     not declare admits no one, ``admin`` included, so a new action is closed until declared (and
-    the permission-matrix test names it)."""
+    the permission-matrix test names it). A principal may hold several roles: one admitted is enough."""
 
     message = "this endpoint admits no one"
 
     def has_permission(self, request, view) -> bool:
-        role = getattr(request.user, "hub_role", None)
+        held = principal_hub_roles(principal=request.user)
         if view.action is None and request.method.upper() not in view.allowed_methods:
-            return role is not None  # a method the route does not serve: DRF answers 405 to anyone signed in
+            return bool(held)  # a method the route does not serve: DRF answers 405 to anyone with a role
         declared = getattr(view, "hub_roles", {})
         if view.action not in declared:
             return False
         roles = declared[view.action]
         # a fresh instance per request (APIView.get_permissions), so the message may name the roles
         self.message = f"this endpoint needs one of the hub roles: {', '.join(sorted({HubRole.ADMIN, *roles}))}"
-        return role in {HubRole.ADMIN, *roles}
+        return not held.isdisjoint({HubRole.ADMIN, *roles})

@@ -33,7 +33,7 @@ def test_no_credentials_is_401_with_a_bearer_challenge(api):
     [
         ("Bearer", "expected 'Authorization: Bearer <service token>'"),
         ("Basic YWxpY2U6cGFzcw==", "expected 'Authorization: Bearer <service token>'"),
-        ("Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln", "malformed service token"),
+        ("Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln", "a JWT was presented, but policyhub trusts no Backstage instance"),
         ("Bearer ph_0123456789ab_short", "malformed service token"),
         ("Bearer ph_0123456789ab_" + "é" * 43, "malformed service token"),
     ],

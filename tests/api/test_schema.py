@@ -38,8 +38,14 @@ def test_the_schema_generates_without_warnings_and_validates(tmp_path):
         *access,
         *deployments,
     }
-    assert schema["paths"]["/api/v1/tokens"]["post"]["security"] == [{"ServiceToken": []}]
-    assert schema["components"]["securitySchemes"]["ServiceToken"]["scheme"] == "bearer"
+    assert schema["paths"]["/api/v1/tokens"]["post"]["security"] == [
+        {"ServiceToken": []},
+        {"BackstageJWT": []},
+        {"cookieAuth": []},
+    ]
+    schemes = schema["components"]["securitySchemes"]
+    assert (schemes["ServiceToken"]["scheme"], schemes["BackstageJWT"]["bearerFormat"]) == ("bearer", "JWT")
+    assert (schemes["cookieAuth"]["in"], schemes["cookieAuth"]["name"]) == ("cookie", "sessionid")
     assert set(schema["paths"]["/api/v1/tokens"]["post"]["responses"]) == {"200", "400", "401", "403", "404", "409"}
     problem = schema["paths"]["/api/v1/decisions/check"]["post"]["responses"]["400"]["content"]
     assert problem["application/problem+json"]["schema"]["$ref"] == "#/components/schemas/Problem"

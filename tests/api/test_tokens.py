@@ -100,7 +100,8 @@ def _refusal(api, token: str, gateway: str = "haproxy-edge") -> tuple[int, str, 
 def test_a_token_without_an_identity_cannot_mint(api, make_token, haproxy_gateway):
     assert _refusal(api, make_token("service", name="ci-bot")) == (
         403, "no_identity",
-        "service token 'ci-bot' is not bound to an identity, so it cannot mint edge tokens; create one with --identity",
+        "service token 'ci-bot' is not bound to an identity, so it cannot mint edge tokens; use a service token "
+        "created with --identity",
     )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.api.authentication import request_actor
+from apps.api.authentication import principal_label, request_actor
 from apps.api.exceptions import Conflict
 from apps.api.permissions import SERVICES, ActionRoles
 from apps.api.schema import error_responses
@@ -39,11 +39,11 @@ class EdgeTokenViewSet(viewsets.GenericViewSet):
     def create(self, request):
         params = self.get_serializer(data=request.data)
         params.is_valid(raise_exception=True)
-        identity = request.user.identity
+        identity = getattr(request.user, "identity", None)  # a session's Django user acts as no identity
         if identity is None:
             raise PermissionDenied(
-                f"service token {request.user.name!r} is not bound to an identity, so it cannot mint edge "
-                "tokens; create one with --identity",
+                f"{principal_label(request.user)} is not bound to an identity, so it cannot mint edge tokens; "
+                "use a service token created with --identity",
                 code="no_identity",
             )
         gateway = Gateway.objects.filter(name=params.validated_data["gateway"]).first()
