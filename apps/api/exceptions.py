@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler
@@ -103,6 +104,7 @@ def _still_referenced(exc: ProtectedError) -> str:
     return f"cannot delete: still referenced by {'; '.join(parts)}; change or delete those first"
 
 
+@csrf_exempt  # like DRF's views: a PUT to an unknown path is a 404 problem, not Django's HTML CSRF page
 def api_not_found(request, *args, **kwargs) -> JsonResponse:
     """Unknown paths under /api/v1/ answer in the same shape instead of Django's HTML page."""
     return problem_response(404, "not_found", f"no API endpoint at {request.path}")

@@ -1,6 +1,7 @@
 """Every API error is RFC 9457 problem details, including the ones nobody planned for."""
 
 import pytest
+from rest_framework.test import APIClient
 
 from apps.audit.api import views as audit_views
 from tests.support.problems import problem
@@ -40,3 +41,14 @@ def test_a_validation_problem_lists_each_field_and_reads_well_as_a_whole(api, ma
     assert set(body["errors"]) == {"role", "match_kind"}  # every field's problems at once, not just the first
     assert all(isinstance(message, str) for messages in body["errors"].values() for message in messages)
     assert body["detail"].startswith(("role: ", "match_kind: ")) and "; " in body["detail"]
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_a_write_to_an_unknown_path_is_a_404_problem_not_a_csrf_page(method, make_token):
+    # DRF's views are exempt from CSRF (a bearer token is no ambient credential); the catch-all
+    # answering unknown paths must be too, or a PUT to /roles/abc gets Django's HTML 403 page.
+    client = APIClient(enforce_csrf_checks=True)
+    admin = {"Authorization": f"Bearer {make_token('admin')}"}
+    response = getattr(client, method)("/api/v1/roles/not-a-number", {}, headers=admin)
+
+    assert problem(response, 404)["detail"] == "no API endpoint at /api/v1/roles/not-a-number"

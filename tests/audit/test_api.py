@@ -1,7 +1,7 @@
 """The audit log's API: list, read, export and verify, for auditors only, through DRF's client on PostgreSQL."""
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -150,6 +150,21 @@ def test_a_malformed_filter_is_a_400_naming_the_field(auditor):
     error = response.json()
     assert error["code"] == "invalid"
     assert set(error["errors"]) == {"occurred_after"}
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])  # no UTC instant
+@pytest.mark.parametrize("path", [LIST, EXPORT])
+def test_a_bound_outside_the_years_utc_can_hold_is_a_400_not_a_500(auditor, path, value):
+    error = problem(auditor.get(path, {"occurred_before": value}), 400)
+    assert set(error["errors"]) == {"occurred_before"}
+
+
+def test_a_bound_with_an_offset_postgresql_refuses_is_still_the_same_instant(auditor):
+    event = _record(ALICE, "x.y")
+    offset = timezone.get_fixed_timezone(-(19 * 60 + 58))  # valid ISO 8601; PostgreSQL stops at ±15:59
+    just_before = (event.occurred_at - timedelta(seconds=1)).astimezone(offset).isoformat()
+    assert _ids(auditor, actor="user:alice", occurred_after=just_before) == [event.pk]
+    assert [line["id"] for line in _export(auditor, actor="user:alice", occurred_after=just_before)[1]] == [event.pk]
 
 
 # --- pagination ----------------------------------------------------------------------------------

@@ -1,8 +1,31 @@
 """The audit log's query filters, shared by the list and the export."""
 
+from datetime import UTC
+
 import django_filters
+from django.core.exceptions import ValidationError
+from django_filters.fields import IsoDateTimeField
 
 from apps.audit.models import AuditEvent
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 instant, handed to the database in UTC: ISO 8601 allows UTC offsets up to ±23:59,
+    PostgreSQL only up to ±15:59 (past that the query fails). An instant with no UTC equivalent (near
+    year 1 or 9999) is a bad filter value (400)."""
+
+    def to_python(self, value):
+        instant = super().to_python(value)
+        if instant is None:
+            return None
+        try:
+            return instant.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
 
 
 class AuditEventFilterSet(django_filters.FilterSet):
@@ -13,12 +36,12 @@ class AuditEventFilterSet(django_filters.FilterSet):
     )
     object_type = django_filters.CharFilter(help_text="Exactly this object type ('policies.role').")
     object_id = django_filters.CharFilter(help_text="Exactly this object id.")
-    occurred_after = django_filters.IsoDateTimeFilter(
+    occurred_after = UtcIsoDateTimeFilter(
         field_name="occurred_at",
         lookup_expr="gte",
         help_text="At or after this ISO 8601 date or date-time (UTC when it has no offset; write '+' as %2B).",
     )
-    occurred_before = django_filters.IsoDateTimeFilter(
+    occurred_before = UtcIsoDateTimeFilter(
         field_name="occurred_at",
         lookup_expr="lt",
         help_text="Strictly before this ISO 8601 date or date-time, so consecutive ranges never overlap.",

@@ -35,9 +35,10 @@ NUMERIC_ID = "[0-9]+"
 
 
 def _read_schema(*, one: str, many: str, listed, detailed):
-    """List (filtered, paginated; 400 for a bad filter value) and retrieve, with their errors."""
+    """List (filtered, paginated; 400 for a bad filter value, 404 for a stale or forged cursor) and
+    retrieve, with their errors."""
     return extend_schema_view(
-        list=extend_schema(summary=f"List {many}", responses={200: listed, **error_responses(400, 401, 403)}),
+        list=extend_schema(summary=f"List {many}", responses={200: listed, **error_responses(400, 401, 403, 404)}),
         retrieve=extend_schema(summary=f"One {one}", responses={200: detailed, **error_responses(401, 403, 404)}),
     )
 

@@ -51,8 +51,8 @@ def policy_object_schema(noun: str, serializer):
     """The OpenAPI description of a policy object's six operations."""
     a = "an" if noun[0] in "aeiou" else "a"
     return extend_schema_view(
-        list=extend_schema(
-            summary=f"List {noun}s", responses={200: serializer(many=True), **error_responses(400, 401, 403)}
+        list=extend_schema(  # 404: a page or cursor that does not exist (DRF's pagination)
+            summary=f"List {noun}s", responses={200: serializer(many=True), **error_responses(400, 401, 403, 404)}
         ),
         retrieve=extend_schema(
             summary=f"One {noun}, with its ETag",
@@ -234,7 +234,7 @@ class SnapshotPagination(CursorPagination):
 @extend_schema_view(
     list=extend_schema(
         summary="Policy snapshots, newest first (without their content)",
-        responses={200: PolicySnapshotSerializer(many=True), **error_responses(401, 403)},
+        responses={200: PolicySnapshotSerializer(many=True), **error_responses(401, 403, 404)},  # 404: bad cursor
     ),
     retrieve=extend_schema(
         summary="One policy snapshot with its content",
