@@ -4,6 +4,7 @@ the queued deployments, coalesced onto a queued one, all or none, refused readab
 deploys through the API, the task and the pipeline to a real HAProxy and lighttpd."""
 
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from django.db import connection
@@ -98,6 +99,9 @@ def test_deployments_are_listed_newest_first_and_filtered(auditor, history):
     yesterday = (history["now"] - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.%f")
     assert ids(f"created_after={yesterday}") == [queued, failed]  # at or after
     assert ids(f"created_before={yesterday}") == [live]  # strictly before
+    # offsets ISO 8601 allows and PostgreSQL does not (past ±15:59) are the same instant in UTC
+    far_west = (history["now"] - timedelta(days=1)).astimezone(timezone.get_fixed_timezone(-(23 * 60 + 32)))
+    assert ids(urlencode({"created_before": far_west.isoformat()})) == [live]
     row = auditor.get(f"{DEPLOYMENTS}?state=queued").json()["results"][0]
     assert row == {
         "id": queued,
@@ -122,6 +126,7 @@ def test_deployments_are_listed_newest_first_and_filtered(auditor, history):
         ("state=lost", "state"),
         ("trigger=magic", "trigger"),
         ("created_after=x", "created_after"),
+        ("created_before=0001-01-01T00:30:00%2B01:00", "created_before"),  # before year 1 in UTC
     ],
 )
 def test_an_unknown_filter_value_is_a_400_in_the_one_shape(auditor, history, query, field):

@@ -2,6 +2,7 @@
 
 import django_filters
 
+from apps.api.filters import UtcIsoDateTimeFilter
 from apps.core.choices import Trigger
 from apps.gateways.choices import DeploymentState
 from apps.gateways.models import Deployment
@@ -18,12 +19,12 @@ class DeploymentFilterSet(django_filters.FilterSet):
     )
     state = django_filters.ChoiceFilter(choices=DeploymentState.choices, label="State")
     trigger = django_filters.ChoiceFilter(choices=Trigger.choices, label="Trigger")
-    created_after = django_filters.IsoDateTimeFilter(
+    created_after = UtcIsoDateTimeFilter(
         field_name="created_at",
         lookup_expr="gte",
         help_text="Requested at or after this ISO 8601 date or date-time (UTC without an offset; write '+' as %2B).",
     )
-    created_before = django_filters.IsoDateTimeFilter(
+    created_before = UtcIsoDateTimeFilter(
         field_name="created_at",
         lookup_expr="lt",
         help_text="Requested strictly before this ISO 8601 date or date-time, so consecutive ranges never overlap.",

@@ -31,7 +31,7 @@ class DeploymentPage(CursorPage):
 @extend_schema_view(
     list=extend_schema(
         summary="List deployments, newest first",
-        responses={200: DeploymentSerializer, **error_responses(400, 401, 403)},
+        responses={200: DeploymentSerializer, **error_responses(400, 401, 403, 404)},
     ),
     retrieve=extend_schema(
         summary="One deployment with its steps, messages and proof",
