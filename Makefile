@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint format check bench bench-proxies bench-deploy bench-sync clean
+.PHONY: help demo test lint format check bench bench-api bench-proxies bench-deploy bench-sync clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ check: $(VENV)/.dev ## Django deploy checks with production settings, and no pen
 
 bench: $(VENV)/.dev ## snapshot build and decide() throughput on 10,000 routes and 100,000 identities
 	$(BIN)/python -m benchmarks.bench_policy
+
+bench-api: $(VENV)/.dev ## POST decisions/check through gunicorn (2 workers) under wrk on PostgreSQL at full scale: req/s, p50/p99
+	$(BIN)/python -m benchmarks.bench_api $(BENCH_ARGS)
 
 bench-proxies: $(VENV)/.runtime ## HAProxy and lighttpd req/s with the rendered policy vs the bare proxy (wrk, loopback)
 	$(BIN)/python -m benchmarks.bench_proxies $(BENCH_ARGS)

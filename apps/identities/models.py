@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 
 from apps.core.choices import Trigger
 from apps.core.fields import EncryptedTextField, SlugField
@@ -84,7 +85,11 @@ class Identity(models.Model):
             models.UniqueConstraint(fields=["source", "external_id"], name="identity_external_id_unique_per_source"),
             models.UniqueConstraint(fields=["source", "username"], name="identity_username_unique_per_source"),
         ]
-        indexes = [models.Index(fields=["username"]), models.Index(fields=["email"])]
+        indexes = [
+            models.Index(fields=["username"]),
+            # e-mail is looked up case-insensitively (email__iexact: UPPER(email) = UPPER(%s))
+            models.Index(Upper("email"), name="identity_email_upper"),
+        ]
 
     def __str__(self) -> str:
         return self.username

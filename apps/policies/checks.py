@@ -26,7 +26,7 @@ from apps.policies.access import (
 from apps.policies.decide import Decision, decide
 from apps.policies.models import Application, PolicySnapshot, RoleMapping
 from apps.policies.roles import RoleGrant, role_grants_for
-from apps.policies.selectors import compiled_policy, snapshot_newest
+from apps.policies.selectors import compiled_policy, snapshot_newest_cached
 
 
 class NoSnapshot(Exception):
@@ -39,7 +39,7 @@ class NoSnapshot(Exception):
 def snapshot_for_check(*, sha256: str | None = None) -> PolicySnapshot:
     """The named snapshot (a full sha256) or the newest; a clear error when there is none."""
     if sha256 is None:
-        snapshot = snapshot_newest()
+        snapshot = snapshot_newest_cached()
         if snapshot is None:
             raise NoSnapshot
         return snapshot

@@ -37,6 +37,16 @@ class Role(models.Model):
         return self.slug
 
 
+def describe_match(match_kind: str, *, group: str, identity: str, claim_name: str, claim_value: str) -> str:
+    """What a mapping matches, as grants explain a role: 'group <name>', 'identity <username>' or
+    'claim <name>=<value>' (also for mappings read without their model, ``roles.role_grants_for``)."""
+    if match_kind == MatchKind.GROUP:
+        return f"group {group}"
+    if match_kind == MatchKind.IDENTITY:
+        return f"identity {identity}"
+    return f"claim {claim_name}={claim_value}"
+
+
 class RoleMapping(models.Model):
     """Grants a role to the members of a group, to one identity, or to identities with a claim value."""
 
@@ -76,11 +86,13 @@ class RoleMapping(models.Model):
         return f"{self.describe_match()} → {self.role}"
 
     def describe_match(self) -> str:
-        if self.match_kind == MatchKind.GROUP:
-            return f"group {self.group}"
-        if self.match_kind == MatchKind.IDENTITY:
-            return f"identity {self.identity}"
-        return f"claim {self.claim_name}={self.claim_value}"
+        return describe_match(
+            self.match_kind,
+            group=self.group.name if self.group_id else "",
+            identity=self.identity.username if self.identity_id else "",
+            claim_name=self.claim_name,
+            claim_value=self.claim_value,
+        )
 
     def clean(self):
         errors = {}
@@ -293,6 +305,8 @@ class PolicySnapshot(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         get_latest_by = "created_at"
+        # every access check asks for the newest snapshot
+        indexes = [models.Index(fields=["-created_at", "-id"], name="snapshot_newest_first")]
 
     def __str__(self) -> str:
         return f"snapshot {self.sha256[:12]}"
