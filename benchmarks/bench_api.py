@@ -278,13 +278,19 @@ def run_wrk(server: Server, args: argparse.Namespace, bodies: Path, token_file: 
 # Report ----------------------------------------------------------------------------------------
 
 
-def share(part: int, whole: int) -> str:
-    return f"{part / max(1, whole):.1%}"
+@dataclass(frozen=True)
+class Prepared:
+    generation_seconds: float
+    build_seconds: float
+    compile_seconds: float  # in this process: load + parse + compile
+    sha256: str
+    policy: object  # the CompiledPolicy
+    token: str
+    checks: list[Check]
 
 
-def run(args: argparse.Namespace, server) -> int:
-    configure_environment(create_database(server))
-    setup_django()
+def prepare(args: argparse.Namespace) -> Prepared:
+    """Data set, snapshot, compiled policy, service token and request mix, in this process."""
     from django.db import connections
 
     from apps.api.services import service_token_create
@@ -298,23 +304,27 @@ def run(args: argparse.Namespace, server) -> int:
         print(f"generating the data set (seed {args.seed}, {Scale.of(args.scale)}) ...", flush=True)
         started = time.perf_counter()
         counts = generate_dataset(Scale.of(args.scale), args.seed)
-        generation_seconds = time.perf_counter() - started
+        generated = time.perf_counter()
         print("  " + ", ".join(f"{count:,} {name}" for name, count in counts.items()), flush=True)
-        started = time.perf_counter()
         snapshot = snapshot_build(actor=actor)
-        build_seconds = time.perf_counter() - started
-        started = time.perf_counter()
+        built = time.perf_counter()
         policy = compiled_policy(snapshot=snapshot)
-        compile_seconds = time.perf_counter() - started
+        compiled = time.perf_counter()
         token = service_token_create(name="bench-api", role="service", actor=actor).plaintext.reveal()
         checks = check_mix(random.Random(args.seed + 2), policy, args.bodies)
     finally:
         connections.close_all()  # the workers are the only clients from here on
+    return Prepared(generated - started, built - generated, compiled - built, snapshot.sha256, policy, token, checks)
 
-    expected = [check.expected(policy)[0] for check in checks]
-    mix_allowed = sum(expected) / len(checks)
+
+def run(args: argparse.Namespace, server) -> int:
+    configure_environment(create_database(server))
+    setup_django()
+    prepared = prepare(args)
+    policy, token, checks = prepared.policy, prepared.token, prepared.checks
+    mix_allowed = sum(check.expected(policy)[0] for check in checks) / len(checks)
     forms = Counter(identity_form(check.body) for check in checks)
-    print(f"snapshot {snapshot.sha256[:16]}; {len(checks):,} check bodies, {mix_allowed:.1%} allowed; identity by "
+    print(f"snapshot {prepared.sha256[:16]}; {len(checks):,} check bodies, {mix_allowed:.1%} allowed; identity by "
           + ", ".join(f"{form} {count}" for form, count in forms.most_common()), flush=True)  # fmt: skip
 
     with tempfile.TemporaryDirectory(prefix="policyhub-bench-api-") as directory:
@@ -340,12 +350,13 @@ def run(args: argparse.Namespace, server) -> int:
     served_allowed = result["allowed"] / max(1, result["answered"] - result["non_2xx"])
     ms = "{:.1f} ms".format
     rows = [
-        Row("data generation (bulk_create)", f"{generation_seconds:.1f} s"),
-        Row("snapshot build / in-process compile", f"{build_seconds:.1f} s / {compile_seconds:.1f} s"),
+        Row("data generation (bulk_create)", f"{prepared.generation_seconds:.1f} s"),
+        Row("snapshot build / in-process compile",
+            f"{prepared.build_seconds:.1f} s / {prepared.compile_seconds:.1f} s"),
         Row("request mix allowed / denied", f"{mix_allowed:.1%} / {1 - mix_allowed:.1%}"),
         Row("cold first check (slowest, 1st round)", ms(warmup.cold_ms)),
         Row("  warm-up CPU per worker", " / ".join(f"{cpu:.1f} s" for cpu in warmup.worker_cpu),
-            f">= {compile_seconds / 2:.1f} s each", min(warmup.worker_cpu) >= compile_seconds / 2),
+            f">= {prepared.compile_seconds / 2:.1f} s each", min(warmup.worker_cpu) >= prepared.compile_seconds / 2),
         Row("answers agreeing with decide()", f"{CORRECTNESS_SAMPLE - len(mismatches)}/{CORRECTNESS_SAMPLE}",
             "all", not mismatches),
         Row("throughput", f"{rate:,.0f} req/s", f">= {TARGET_RATE:,} req/s", rate >= TARGET_RATE),

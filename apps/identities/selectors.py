@@ -56,7 +56,8 @@ def identity_for_check(
 # Every access check names its identity: in SQL, because building the query through the ORM costs
 # several times running it. Up to three matches (two to name in an error), in the model's order.
 _IDENTITIES_FOR_CHECK = f"""
-    SELECT i.*, s.slug AS source_slug FROM {Identity._meta.db_table} i JOIN {IdentitySource._meta.db_table} s ON s.id = i.source_id
+    SELECT i.*, s.slug AS source_slug
+    FROM {Identity._meta.db_table} i JOIN {IdentitySource._meta.db_table} s ON s.id = i.source_id
     WHERE {{condition}} ORDER BY i.source_id, i.username LIMIT 3
 """  # noqa: S608 (table names from the models; values are parameters)
 

@@ -158,6 +158,26 @@ def test_a_check_reads_the_snapshot_it_is_given(demo, service):
     assert problem(missing, 400)["errors"] == {"snapshot": [f"no snapshot has sha256 {'0' * 64}"]}
 
 
+def test_the_check_after_a_new_snapshot_answers_from_it_not_from_the_one_cached_before(demo, service):
+    assert _check(service, url="https://airflow.example.test/health")["allowed"] is True  # cached per process now
+    Gateway.objects.get(name="haproxy-edge").routes.get(path_prefix="/health").delete()
+    newest = snapshot_build(actor=ACTOR)
+    after = _check(service, url="https://airflow.example.test/health")
+    assert (after["snapshot"]["id"], after["snapshot"]["sha256"]) == (newest.pk, newest.sha256)
+    assert after["allowed"] is False
+    named = _check(service, url="https://airflow.example.test/health", snapshot=demo.snapshot_sha256)
+    assert (named["snapshot"]["sha256"], named["allowed"]) == (demo.snapshot_sha256, True)
+
+
+def test_a_check_costs_five_queries_at_most(demo, service, django_assert_max_num_queries):
+    admin = _identity(OKTA_ADMIN)
+    body = {"username": admin.username, "url": "https://airflow.example.test/admin", "client_ip": OFFICE_IP}
+    _check(service, **body)  # the token's first use records last_used_at once
+    # the token, the newest snapshot, the identity, its groups, the mappings behind its roles
+    with django_assert_max_num_queries(5):
+        assert _check(service, **body)["grants"]
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from apps.core.actors import Actor
 from apps.identities.services import identity_deactivate
 from apps.policies import services
-from apps.policies.roles import effective_roles, effective_roles_by_identity, role_grants
+from apps.policies.roles import effective_roles, effective_roles_by_identity, role_grants, role_grants_for
 from apps.policies.snapshot import snapshot_content
 from tests.factories import GroupFactory, IdentityFactory, IdentitySourceFactory, MembershipFactory, RoleFactory
 
@@ -52,6 +52,20 @@ def test_grants_say_which_mapping_gave_each_role(world):
         ("data", "claim department=Data"),
         ("y", "claim teams=y"),
     ]
+
+
+def test_grants_for_several_identities_at_once_are_each_ones_own_and_narrow_to_roles(world):
+    identities = list(world.values())
+    together = role_grants_for(identities)
+    assert dict(together) == {identity.pk: role_grants(identity) for identity in identities}
+    assert [(g.role, g.because) for g in together[world["carol"].pk]] == [("ci", "identity carol")]
+    narrowed = role_grants_for(identities, roles={"publisher", "y"})
+    assert {pk: [g.role for g in grants] for pk, grants in narrowed.items()} == {
+        world["alice"].pk: ["y"],
+        world["bob"].pk: ["publisher"],
+        world["carol"].pk: [],
+    }
+    assert not any(role_grants_for(identities, roles=set()).values())
 
 
 def test_inactive_identities_have_no_roles(world):

@@ -5,18 +5,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('identities', '0003_sync_run_queued'),
+        ("identities", "0003_sync_run_queued"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='identity',
-            name='identities__email_57c0e4_idx',
+            model_name="identity",
+            name="identities__email_57c0e4_idx",
         ),
         migrations.AddIndex(
-            model_name='identity',
-            index=models.Index(django.db.models.functions.text.Upper('email'), name='identity_email_upper'),
+            model_name="identity",
+            index=models.Index(django.db.models.functions.text.Upper("email"), name="identity_email_upper"),
         ),
     ]
