@@ -12,11 +12,12 @@ Everything runs on this machine over loopback: a throwaway PostgreSQL on 127.0.0
    missing). The identity is named by username, e-mail (some upper-cased) or id, the request by
    ``url`` or by ``host`` and ``path``. Each body's expected answer is ``decide()`` in this process
    over the same snapshot; the mix's allowed/denied split is printed.
-3. Server: gunicorn, 2 workers (``--worker-class gthread --threads 4`` by default: see README,
-   "Benchmarks", for the measured comparison with ``sync``), ``--preload``, production settings
-   with ``ALLOWED_HOSTS=127.0.0.1`` and ``SECURE_PROXY_SSL_HEADER_NAME=HTTP_X_FORWARDED_PROTO``: every
-   request carries ``X-Forwarded-Proto: https``, as behind the TLS-terminating proxy production
-   runs behind (otherwise the production settings redirect to https).
+3. Server: gunicorn, 2 ``sync`` workers by default, ``--preload``, production settings with
+   ``ALLOWED_HOSTS=127.0.0.1`` and ``SECURE_PROXY_SSL_HEADER_NAME=HTTP_X_FORWARDED_PROTO``: every
+   request carries ``X-Forwarded-Proto: https``, as behind the TLS-terminating proxy production runs
+   behind (otherwise the production settings redirect to https). A check is CPU-bound Python on a
+   loopback database, so threads (``--worker-class gthread --threads N``) only add GIL hand-offs;
+   README.md (``make bench-api``) has the measured comparison.
 4. Warm-up: the first check in each worker loads and compiles the snapshot (seconds). Rounds of
    concurrent checks, each on a connection of its own, until three rounds in a row answer every
    check in < 50 ms; the slowest answer of the first round is printed as the cold first check, and
@@ -24,14 +25,17 @@ Everything runs on this machine over loopback: a throwaway PostgreSQL on 127.0.0
    its own index).
 5. Correctness: 50 of the bodies, sent one by one with httpx, must answer 200 with the ``allowed``
    and reason codes ``decide()`` gave in this process.
-6. Load: ``wrk -t1 -c8 -d10s`` with ``api_check.lua`` rotating through the 1,000 bodies: req/s,
-   latency p50/p90/p99/max, socket errors and non-2xx answers, the share of answers that allowed
-   (must be within 2 points of the mix's), and the workers' CPU time per request.
+6. Load: ``wrk -t1 -c4 -d10s`` (two connections per worker: one served, one waiting) with
+   ``api_check.lua`` rotating through the 1,000 bodies: req/s, latency p50/p90/p99/max, socket
+   errors and non-2xx answers, the share of answers that allowed (must be within 2 points of the
+   mix's), the workers' CPU time per request, and how busy the workers and the whole machine were
+   (other work on the machine takes CPU from the workers: the figures are this machine's, now).
 
 Targets: >= 1,000 req/s, p99 < 20 ms, no errors. Exit status 1 on a miss (everything is still
 printed). ``--scale 0.1`` gives a quick run.
 
-    python -m benchmarks.bench_api [--seed N] [--seconds S] [--connections N] [--worker-class K] [--threads N]
+    python -m benchmarks.bench_api [--seed N] [--scale F] [--seconds S] [--connections N]
+                                   [--worker-class sync|gthread] [--threads N]
 """
 
 import argparse
@@ -60,7 +64,7 @@ from benchmarks.bench_policy import (
     setup_django,
 )
 from benchmarks.dataset import Scale, generate_dataset, inactive_subjects
-from benchmarks.proxy_load import RESULT_MARKER, LoadError, cpu_seconds, wrk_binary
+from benchmarks.proxy_load import RESULT_MARKER, LoadError, cpu_seconds, machine_busy_seconds, wrk_binary
 from benchmarks.request_mix import RequestMix
 
 CHECK_PATH = "/api/v1/decisions/check"
@@ -146,6 +150,11 @@ class Server:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+def postmaster_pid(database_server) -> int:
+    """The PostgreSQL server's main process (its backends are its children)."""
+    return int((database_server.datadir / "postmaster.pid").read_text().split()[0])
 
 
 def _children(pid: int) -> tuple[int, ...]:
@@ -260,19 +269,30 @@ def verify_sample(server: Server, token: str, checks: list[Check], policy) -> li
 # Load ------------------------------------------------------------------------------------------
 
 
-def run_wrk(server: Server, args: argparse.Namespace, bodies: Path, token_file: Path) -> tuple[dict, float]:
-    """(wrk's result line, the workers' CPU seconds during the run)."""
+@dataclass(frozen=True)
+class Cpu:
+    """CPU seconds spent during a run."""
+
+    workers: float
+    database: float  # the PostgreSQL server's processes
+    machine: float  # all CPUs, on anything (wrk, other work on the machine included)
+
+
+def run_wrk(server: Server, database_pid: int, args, bodies: Path, token_file: Path) -> tuple[dict, Cpu]:
+    """wrk's result line and the CPU time spent meanwhile."""
     command = [
         wrk_binary(), "-t1", f"-c{args.connections}", f"-d{args.seconds:g}s", "--timeout", "5s",
         "-s", str(WRK_SCRIPT), server.url + "/", "--", str(bodies), str(token_file),
     ]  # fmt: skip
-    before = [cpu_seconds(pid) for pid in server.workers]
+    database = _children(database_pid)  # the workers' backends among them
+    before = [cpu_seconds(pid) for pid in (*server.workers, *database)], machine_busy_seconds()
     completed = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
-    used = sum(cpu_seconds(pid) - start for pid, start in zip(server.workers, before, strict=True))
+    used = [cpu_seconds(pid) - start for pid, start in zip((*server.workers, *database), before[0], strict=True)]
+    cpu = Cpu(sum(used[: len(server.workers)]), sum(used[len(server.workers) :]), machine_busy_seconds() - before[1])
     lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_MARKER)]
     if completed.returncode != 0 or not lines:
         raise LoadError(f"wrk failed (exit {completed.returncode}): {completed.stderr.strip() or completed.stdout}")
-    return json.loads(lines[-1].removeprefix(RESULT_MARKER)), used
+    return json.loads(lines[-1].removeprefix(RESULT_MARKER)), cpu
 
 
 # Report ----------------------------------------------------------------------------------------
@@ -332,8 +352,8 @@ def run(args: argparse.Namespace, server) -> int:
         bodies.write_text("".join(json.dumps(check.body, separators=(",", ":")) + "\n" for check in checks))
         token_file.touch(mode=0o600)
         token_file.write_text(token + "\n")
-        print(f"gunicorn: {args.workers} workers, {args.worker_class}, {args.threads} threads; warming up ...",
-              flush=True)  # fmt: skip
+        threads = f" ({args.threads} threads)" if args.worker_class == "gthread" else ""
+        print(f"gunicorn: {args.workers} {args.worker_class} workers{threads}; warming up ...", flush=True)
         with gunicorn(args, Path(directory, "gunicorn.log")) as api:
             warmup = warm_up(api, token, checks)
             print(f"  warm after {warmup.rounds} rounds; checking {CORRECTNESS_SAMPLE} answers ...", flush=True)
@@ -341,9 +361,9 @@ def run(args: argparse.Namespace, server) -> int:
             for mismatch in mismatches[:5]:
                 print(f"  MISMATCH {mismatch}")
             print(f"  wrk -t1 -c{args.connections} -d{args.seconds:g}s ...", flush=True)
-            result, worker_cpu = run_wrk(api, args, bodies, token_file)
+            result, cpu = run_wrk(api, postmaster_pid(server), args, bodies, token_file)
 
-    seconds = result["duration_us"] / 1e6
+    seconds, requests = result["duration_us"] / 1e6, max(1, result["requests"])
     rate = result["requests"] / seconds
     p99_ms = result["p99_us"] / 1000
     errors = result["non_2xx"] + result["socket_errors"]
@@ -355,7 +375,7 @@ def run(args: argparse.Namespace, server) -> int:
             f"{prepared.build_seconds:.1f} s / {prepared.compile_seconds:.1f} s"),
         Row("request mix allowed / denied", f"{mix_allowed:.1%} / {1 - mix_allowed:.1%}"),
         Row("cold first check (slowest, 1st round)", ms(warmup.cold_ms)),
-        Row("  warm-up CPU per worker", " / ".join(f"{cpu:.1f} s" for cpu in warmup.worker_cpu),
+        Row("  warm-up CPU per worker", " / ".join(f"{used:.1f} s" for used in warmup.worker_cpu),
             f">= {prepared.compile_seconds / 2:.1f} s each", min(warmup.worker_cpu) >= prepared.compile_seconds / 2),
         Row("answers agreeing with decide()", f"{CORRECTNESS_SAMPLE - len(mismatches)}/{CORRECTNESS_SAMPLE}",
             "all", not mismatches),
@@ -368,7 +388,11 @@ def run(args: argparse.Namespace, server) -> int:
         Row("answers allowed / mix allowed", f"{served_allowed:.1%} / {mix_allowed:.1%}",
             f"within {MAX_ALLOWED_DRIFT:.0%}", abs(served_allowed - mix_allowed) <= MAX_ALLOWED_DRIFT),
         Row("  requests timed", f"{result['requests']:,} in {seconds:.1f} s"),
-        Row("  workers' CPU per request", f"{worker_cpu / max(1, result['requests']) * 1e6:,.0f} µs"),
+        Row("  CPU per request: workers / PostgreSQL",
+            f"{cpu.workers / requests * 1e6:,.0f} / {cpu.database / requests * 1e6:,.0f} µs"),
+        Row("  CPUs busy: workers / PostgreSQL / all",
+            f"{cpu.workers / seconds:.2f} / {cpu.database / seconds:.2f} / {cpu.machine / seconds:.2f} of "
+            f"{os.cpu_count()}"),
     ]  # fmt: skip
     print()
     print_table(rows)

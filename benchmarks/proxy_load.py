@@ -180,7 +180,7 @@ class WrkSettings:
     seconds: int
 
 
-def _machine_busy_seconds() -> float:
+def machine_busy_seconds() -> float:
     """CPU time all CPUs have spent on anything but idling since boot (/proc/stat)."""
     user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
     return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
@@ -198,14 +198,14 @@ def run_wrk(target: Proxy, upstream: Proxy | None, requests_file: Path, settings
         "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{target.port}/", "--", str(requests_file),
     ]  # fmt: skip
     proxies = [proxy for proxy in (target, upstream) if proxy]
-    before = [cpu_seconds(proxy.pid) for proxy in proxies], _children_cpu_seconds(), _machine_busy_seconds()
+    before = [cpu_seconds(proxy.pid) for proxy in proxies], _children_cpu_seconds(), machine_busy_seconds()
     started = time.monotonic()
     with on_cpus(cpus):
         completed = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
     wall = time.monotonic() - started  # CPU shares are over wrk's whole life, start-up included
     used = [cpu_seconds(proxy.pid) - start for proxy, start in zip(proxies, before[0], strict=True)]
     wrk_cpu = _children_cpu_seconds() - before[1]  # wrk is the only child reaped meanwhile
-    machine = _machine_busy_seconds() - before[2]
+    machine = machine_busy_seconds() - before[2]
     lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_MARKER)]
     if completed.returncode != 0 or not lines:
         raise LoadError(f"wrk failed (exit {completed.returncode}): {completed.stderr.strip() or completed.stdout}")

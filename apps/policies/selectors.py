@@ -1,5 +1,6 @@
 """Reads for policies: snapshots in their compiled form and effective roles."""
 
+import gc
 import json
 import threading
 from functools import lru_cache
@@ -18,7 +19,12 @@ __all__ = ["compiled_policy", "effective_roles", "role_grants"]
 def _compiled_by_sha256(sha256: str) -> CompiledPolicy:
     # Snapshots are immutable, so the hash is a safe cache key for the life of the process.
     snapshot = PolicySnapshot.objects.get(sha256=sha256)
-    return compile_policy(json.loads(snapshot.content), sha256)
+    policy = compile_policy(json.loads(snapshot.content), sha256)
+    # Hundreds of thousands of long-lived objects at scale: each full run of the cyclic collector
+    # would scan them all (160 ms at 100,000 identities, in the middle of some request). Frozen,
+    # it skips them; they hold no cycles, so reference counting frees them once the cache lets go.
+    gc.freeze()
+    return policy
 
 
 # Compiling takes seconds at scale: threads of one process (gunicorn's gthread workers) that all

@@ -1,6 +1,8 @@
 """What every access check reads about snapshots: the newest one (asked for on every check, its row
-kept per process) and its compiled form (one compile per snapshot, however many threads ask)."""
+kept per process) and its compiled form (one compile per snapshot, however many threads ask, kept
+out of the cyclic garbage collector's scans)."""
 
+import gc
 import threading
 
 import pytest
@@ -8,9 +10,10 @@ from django.db import connection
 
 from apps.core.actors import Actor
 from apps.policies import selectors
+from apps.policies.models import AccessRule
 from apps.policies.selectors import compiled_policy, snapshot_newest, snapshot_newest_cached
 from apps.policies.services import snapshot_build
-from tests.factories import RoleFactory
+from tests.factories import RoleFactory, RouteFactory
 
 ACTOR = Actor.system("test")
 
@@ -54,3 +57,14 @@ def test_threads_asking_for_a_snapshot_not_compiled_yet_compile_it_once():
         thread.join(timeout=60)
     assert len(compiled) == 8 and all(policy is compiled[0] for policy in compiled)
     assert selectors._compiled_by_sha256.cache_info().misses == 1
+
+
+@pytest.mark.django_db
+def test_a_compiled_policy_is_left_out_of_the_cyclic_collectors_scans():
+    RoleFactory(slug="frozen")
+    route = RouteFactory()
+    AccessRule.objects.create(route=route, auth_mode="public")
+    policy = compiled_policy(snapshot=snapshot_build(actor=ACTOR))
+    compiled_route = policy.routes[0]
+    assert gc.is_tracked(compiled_route)
+    assert not any(tracked is compiled_route for tracked in gc.get_objects())  # frozen: never scanned
