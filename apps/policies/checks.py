@@ -9,11 +9,13 @@ since; the answer names the snapshot it read.
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
 from apps.identities.models import Identity
+from apps.identities.selectors import identity_for_check
 from apps.policies.access import (
     Audience,
     IdentityReach,
@@ -57,9 +59,36 @@ class AccessCheck:
     grants: Sequence[RoleGrant]  # the mappings behind each of the decision's roles
 
 
+MEMO_SIZE = 100_000  # identities (and their grants) remembered per snapshot and process: the largest policy's
+
+
+class SnapshotMemo:
+    """What checks against one snapshot look up in the database, remembered in this process for the
+    snapshot's life: the identity a check names (by id, username or e-mail) and the grants behind its
+    roles. A check then reads nothing but the newest snapshot's id; the answer is the identity and
+    its grants as the first check against this snapshot found them (a new snapshot starts afresh,
+    and the roles and the decision always come from the snapshot itself). Names that match no
+    identity are not remembered, so an identity added since is found."""
+
+    def __init__(self):
+        self.identity = lru_cache(maxsize=MEMO_SIZE)(identity_for_check)
+        self.grants = lru_cache(maxsize=MEMO_SIZE)(self._grants)
+
+    @staticmethod
+    def _grants(identity: Identity, roles: frozenset[str]) -> tuple[RoleGrant, ...]:
+        return tuple(role_grants_for([identity], roles=roles)[identity.pk])
+
+
+@lru_cache(maxsize=2)
+def snapshot_memo(snapshot_id: int, sha256: str) -> SnapshotMemo:
+    # keyed by the row as well as the content: the same policy rebuilt elsewhere (another database,
+    # a test) holds other identity rows
+    return SnapshotMemo()
+
+
 def access_check(
     *,
-    identity: Identity | None,
+    identity: dict | None,
     method: str,
     host: str,
     path: str,
@@ -67,13 +96,16 @@ def access_check(
     gateway: str | None = None,
     snapshot: PolicySnapshot,
 ) -> AccessCheck:
-    """Would this request be admitted? ``identity`` None: an anonymous request."""
+    """Would this request be admitted? ``identity`` names it as ``identity_for_check`` takes it
+    (``identity_id``, ``username`` or ``email``, and ``source``); None: an anonymous request."""
     policy = compiled_policy(snapshot=snapshot)
     if gateway is not None and gateway not in policy.gateway_indexes:
         raise ValidationError({"gateway": f"snapshot {snapshot.sha256[:12]} has no gateway {gateway}"})
-    decision = decide(policy, identity, method, host, path, client_ip, gateway=gateway)
-    grants = role_grants_for([identity], roles=decision.roles)[identity.pk] if identity and decision.roles else ()
-    return AccessCheck(snapshot=snapshot, identity=identity, decision=decision, grants=grants)
+    memo = snapshot_memo(snapshot.pk, snapshot.sha256)
+    named = memo.identity(**identity) if identity else None
+    decision = decide(policy, named, method, host, path, client_ip, gateway=gateway)
+    grants = memo.grants(named, decision.roles) if named and decision.roles else ()
+    return AccessCheck(snapshot=snapshot, identity=named, decision=decision, grants=grants)
 
 
 @dataclass(frozen=True)
