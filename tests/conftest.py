@@ -1,5 +1,5 @@
 """Suite-wide fixtures: the throwaway PostgreSQL every database test runs on (and, from the plugin,
-real Celery workers), and an identity the token tests share."""
+real Celery workers), an identity the token tests share, and API clients by hub role."""
 
 import pytest
 
@@ -42,3 +42,20 @@ def airflow_admin():
             actor=Actor.system("test"), role=RoleFactory(slug=slug), match_kind="group", group=group
         )
     return identity
+
+
+@pytest.fixture
+def as_role():
+    """``as_role(role, name=…)`` -> an API client sending a new service token of that hub role."""
+    from rest_framework.test import APIClient
+
+    from apps.api.services import service_token_create
+    from apps.core.actors import Actor
+
+    def client(role: str, name: str = "") -> APIClient:
+        issued = service_token_create(name=name or f"{role}-bot", role=role, identity=None, actor=Actor.system("test"))
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.plaintext.reveal()}")
+        return api
+
+    return client

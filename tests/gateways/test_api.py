@@ -10,9 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from rest_framework.test import APIClient
 
-from apps.api.services import service_token_create
 from apps.audit.models import AuditEvent
 from apps.core.actors import Actor
 from apps.gateways.choices import DeploymentState, DeploymentTrigger
@@ -29,19 +27,6 @@ pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("api-test")
 DEPLOYMENTS = "/api/v1/deployments"
 DEPLOY = f"{DEPLOYMENTS}/deploy"
-
-
-@pytest.fixture
-def as_role():
-    """``as_role(role, name=…)`` -> an API client sending a new service token of that hub role."""
-
-    def client(role: str, name: str = "") -> APIClient:
-        issued = service_token_create(name=name or f"{role}-bot", role=role, identity=None, actor=ACTOR)
-        api = APIClient()
-        api.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.plaintext.reveal()}")
-        return api
-
-    return client
 
 
 @pytest.fixture

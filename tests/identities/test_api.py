@@ -11,9 +11,7 @@ import yaml
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from rest_framework.test import APIClient
 
-from apps.api.services import service_token_create
 from apps.audit.models import AuditEvent
 from apps.core.actors import Actor
 from apps.core.crypto import Secret
@@ -39,19 +37,6 @@ SOURCES, IDENTITIES, GROUPS, RUNS = (
 )
 OKTA_TOKEN = "00okta-token-that-must-never-come-back"
 SPACE_SECRET = "space-client-secret-never-shown"
-
-
-@pytest.fixture
-def as_role():
-    """``as_role(role, name=…)`` -> an API client sending a new service token of that hub role."""
-
-    def client(role: str, name: str = "") -> APIClient:
-        issued = service_token_create(name=name or f"{role}-bot", role=role, identity=None, actor=ACTOR)
-        api = APIClient()
-        api.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.plaintext.reveal()}")
-        return api
-
-    return client
 
 
 @pytest.fixture
