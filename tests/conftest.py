@@ -1,5 +1,5 @@
 """Suite-wide fixtures: the throwaway PostgreSQL every database test runs on (and, from the plugin,
-real Celery workers), and an identity the token tests share."""
+real Celery workers), an identity the token tests share, and a gateway live on a running proxy."""
 
 import pytest
 
@@ -42,3 +42,12 @@ def airflow_admin():
             actor=Actor.system("test"), role=RoleFactory(slug=slug), match_kind="group", group=group
         )
     return identity
+
+
+@pytest.fixture(params=["haproxy", "lighttpd"])
+def stage(request, db, tmp_path):
+    """A gateway of each kind live on a running proxy, to deploy to (tests/support/deploy.py)."""
+    from tests.support.deploy import deploy_stage  # the root conftest loads before Django is set up
+
+    with deploy_stage(request.param, tmp_path / "deploy") as staged:
+        yield staged

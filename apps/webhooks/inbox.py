@@ -1,8 +1,10 @@
 """The inbox: a verified delivery is stored before its sender hears back, processed at least once,
 and never twice.
 
-- ``inbound_event_accept`` stores it (or finds the copy a redelivery shares its id with) and, once
-  the transaction commits, hands it to a worker; an unreachable broker leaves it pending.
+- ``inbound_event_accept`` stores it (or finds the copy a redelivery shares its id with), runs the
+  sender's accept hook on a new one in the same transaction (what its answer must name, such as a
+  Space automation's deployments; the hook may refuse the delivery, and nothing is stored), and,
+  once the transaction commits, hands it to a worker; an unreachable broker leaves it pending.
 - ``inbound_event_process`` runs the sender's handler under the event's advisory lock, so two
   workers handed the same event (a redelivery, the sweep) never both act on it; a finished event is
   left alone. A handler's failure is recorded on the event (``failed``, with the error) and retried
@@ -38,10 +40,19 @@ MAX_ATTEMPTS = 5
 # sender -> handler(event, actor) -> outcome (a JSON-able dict); registered by apps/webhooks/handlers.
 Handler = Callable[[InboundEvent, Actor], dict]
 _HANDLERS: dict[str, Handler] = {}
+# sender -> hook(event, actor), run on a new event inside its accept transaction
+AcceptHook = Callable[[InboundEvent, Actor], None]
+_ACCEPT_HOOKS: dict[str, AcceptHook] = {}
 
 
 def handler_register(sender: str, handler: Handler) -> None:
     _HANDLERS[sender] = handler
+
+
+def accept_hook_register(sender: str, hook: AcceptHook) -> None:
+    """``hook`` prepares what the sender's answer names; raising ``receivers.MalformedDelivery`` refuses
+    the delivery (a 400 with its message), and the event is not stored."""
+    _ACCEPT_HOOKS[sender] = hook
 
 
 class HandlerRefused(Exception):
@@ -78,6 +89,9 @@ def inbound_event_accept(
             after={"receiver": str(receiver), "delivery_id": delivery_id, "event_type": event_type},
         )
         if created:
+            hook = _ACCEPT_HOOKS.get(receiver.sender)
+            if hook is not None:
+                hook(event, actor)
             transaction.on_commit(lambda: _hand_over(event.pk))
     return event, created
 

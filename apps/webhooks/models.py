@@ -11,7 +11,7 @@ class WebhookReceiver(models.Model):
 
     ``secret``: Space's signing key, Okta's ``Authorization`` header value, Buildkite's webhook token.
     ``settings`` (per sender): Space ``{"auth": "signing_key"|"public_key", "public_keys": <JWKS>}``;
-    Buildkite ``{"auth": "signature"|"token", "deploy_pipelines": {"<pipeline slug>": ["<gateway>", …]}}``.
+    Buildkite ``{"auth": "signature"|"token", "deploy_pipelines": {"<pipeline slug>": ["<gateway>", …] | "all"}}``.
     """
 
     sender = models.CharField(max_length=16, choices=Sender.choices)
@@ -53,6 +53,13 @@ class InboundEvent(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     outcome = models.JSONField(default=dict, blank=True, help_text="What processing did: syncs, deployments, …")
+    deployments = models.ManyToManyField(
+        "gateways.Deployment",
+        blank=True,
+        related_name="inbound_events",
+        help_text="Space automation: the deployments it asked for, made (waiting) when it was accepted; "
+        "its answer names them, and a redelivery hears them again.",
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -3,8 +3,9 @@ body before anything is parsed), and the id that makes a redelivery recognizable
 
 - Space: ``X-Space-Timestamp`` with ``X-Space-Signature`` (signing key) or ``X-Space-Public-Key-Signature``
   (public key), as the receiver is configured. Space sends no delivery id; the signed timestamp and
-  body identify a delivery (a redelivery of the same request repeats both). Automation jobs name
-  their execution instead (``requestId``), so a retried job step is one delivery.
+  body identify a delivery (a redelivery of the same request repeats both). A body without Space's
+  ``className`` is an automation job's request (``AutomationRequest``), checked here in full; it
+  names its execution (``requestId``), so a retried job step is one delivery.
 - Okta: the configured ``Authorization`` value; each delivery carries ``eventId``.
 - Buildkite: ``X-Buildkite-Signature`` or ``X-Buildkite-Token`` as configured; there is no delivery id,
   so (pipeline, build number, event, build state) identifies one.
@@ -81,15 +82,71 @@ def delivery_identify(*, sender: str, payload, headers, body: bytes) -> Delivery
         if not isinstance(build, dict) or not isinstance(pipeline, dict) or "number" not in build:
             raise MalformedDelivery(f"a Buildkite {event} delivery carries build.number and pipeline.slug")
         return Delivery(f"{pipeline.get('slug')}#{build['number']}:{event}:{build.get('state', '')}", event)
-    request_id = payload.get("requestId")
-    if request_id is not None:
-        if not isinstance(request_id, str) or not request_id.strip():
-            raise MalformedDelivery("requestId must be a non-empty string (e.g. the job's JB_SPACE_EXECUTION_ID)")
-        return Delivery(f"automation:{request_id.strip()}", "automation")
+    if "className" not in payload:
+        return Delivery(f"automation:{automation_request_parse(payload).request_id}", AUTOMATION)
     inner = payload.get("payload")
     class_name = (inner.get("className") if isinstance(inner, dict) else None) or payload.get("className") or "unknown"
     timestamp = headers.get("X-Space-Timestamp", "")
     return Delivery(f"{timestamp}:{hashlib.sha256(body).hexdigest()}", str(class_name))
 
 
-__all__ = ["Delivery", "MalformedDelivery", "SignatureRefused", "delivery_authenticate", "delivery_identify"]
+AUTOMATION = "automation"  # the event type of a Space automation job's request
+_AUTOMATION_FIELDS = ("requestId", "sync", "deploy")
+_REQUEST_ID_MAX = 150  # within the delivery id's 200 characters
+
+
+@dataclass(frozen=True)
+class AutomationRequest:
+    """What a Space automation job asks: sync identity sources, then deploy the snapshot built after
+    the sync to gateways, and answer with the deployments to poll.
+
+    ``{"requestId": "<the job's JB_SPACE_EXECUTION_ID>", "sync": ["<source slug>", …],
+    "deploy": ["<gateway name>", …] | "all"}``; ``sync`` omitted: the receiver's identity source
+    (none: no sync), ``[]``: no sync. ``sources``/``gateways`` are None for those defaults.
+    """
+
+    request_id: str
+    sources: tuple[str, ...] | None
+    gateways: tuple[str, ...] | None  # None: every deployable gateway
+
+
+def _names(payload: dict, key: str, what: str) -> tuple[str, ...]:
+    value = payload[key]
+    if not isinstance(value, list) or not all(isinstance(name, str) and name.strip() for name in value):
+        raise MalformedDelivery(f"{key} must be a list of {what}")
+    return tuple(dict.fromkeys(name.strip() for name in value))
+
+
+def automation_request_parse(payload: dict) -> AutomationRequest:
+    """The request an automation job's body makes, or ``MalformedDelivery`` saying what is wrong."""
+    unknown = sorted(set(payload) - set(_AUTOMATION_FIELDS))
+    if unknown:
+        raise MalformedDelivery(
+            f"unknown field(s) {', '.join(unknown)}: an automation request carries requestId, sync and deploy "
+            "(a Space webhook payload carries className)"
+        )
+    request_id = payload.get("requestId")
+    if not isinstance(request_id, str) or not request_id.strip() or len(request_id.strip()) > _REQUEST_ID_MAX:
+        raise MalformedDelivery(
+            f"requestId must be a non-empty string of at most {_REQUEST_ID_MAX} characters "
+            "(e.g. the job's JB_SPACE_EXECUTION_ID)"
+        )
+    sources = _names(payload, "sync", "identity source slugs") if "sync" in payload else None
+    if "deploy" not in payload:
+        raise MalformedDelivery('deploy is required: a list of gateway names, or "all"')
+    gateways = None if payload["deploy"] == "all" else _names(payload, "deploy", 'gateway names, or "all"')
+    if gateways == ():
+        raise MalformedDelivery('deploy names no gateway: list at least one, or "all"')
+    return AutomationRequest(request_id.strip(), sources, gateways)
+
+
+__all__ = [
+    "AUTOMATION",
+    "AutomationRequest",
+    "Delivery",
+    "MalformedDelivery",
+    "SignatureRefused",
+    "automation_request_parse",
+    "delivery_authenticate",
+    "delivery_identify",
+]

@@ -66,13 +66,16 @@ def webhook_receive(request, sender: str, slug: str):
     except (ValueError, MalformedDelivery) as malformed:
         detail = f"not JSON: {malformed}" if isinstance(malformed, ValueError) else str(malformed)
         return _refuse(request, receiver, 400, "malformed", detail)
-    event, created = inbound_event_accept(
-        receiver=receiver,
-        delivery_id=delivery.delivery_id,
-        event_type=delivery.event_type,
-        payload=payload,
-        actor=_sender_actor(request, receiver),
-    )
+    try:
+        event, created = inbound_event_accept(
+            receiver=receiver,
+            delivery_id=delivery.delivery_id,
+            event_type=delivery.event_type,
+            payload=payload,
+            actor=_sender_actor(request, receiver),
+        )
+    except MalformedDelivery as refused:  # its accept hook refused it (e.g. an unknown gateway): nothing stored
+        return _refuse(request, receiver, 400, "malformed", str(refused))
     return accepted_response(request, event, created=created)
 
 
