@@ -49,4 +49,11 @@ app.conf.beat_schedule = {
         "schedule": 60.0,
         "options": {"expires": 60},
     },
+    # Hand workers the webhook deliveries nobody works on: accepted while the broker was unreachable,
+    # lost with a worker, or failed (retried up to inbox.MAX_ATTEMPTS times).
+    "inbound-events-sweep": {
+        "task": "apps.webhooks.tasks.inbound_events_sweep_task",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
 }

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "apps.credentials",
     "apps.gateways",
     "apps.api",
+    "apps.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -167,6 +168,9 @@ POLICYHUB_KEY_RETIRE_AFTER_HOURS = env.int("POLICYHUB_KEY_RETIRE_AFTER_HOURS", d
 # Signed links (apps/credentials/links.py): time-limited artifact URLs for routes with signed_links.
 # Where ``seed_demo`` points the demo's Okta and Space sources: the fake organizations ``make demo``
 # starts (tests/fakes/demo_orgs.py).
+# Webhook deliveries larger than this are refused (413) before they are read: Okta sends at most
+# 50 events per delivery, a few KiB each.
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
 POLICYHUB_DEMO_OKTA_URL = env.str("POLICYHUB_DEMO_OKTA_URL", default="http://127.0.0.1:8701")
 POLICYHUB_DEMO_SPACE_URL = env.str("POLICYHUB_DEMO_SPACE_URL", default="http://127.0.0.1:8702")
 # Routes of a gateway a differential deploy proof re-proves besides those its change touches

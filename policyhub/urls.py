@@ -15,6 +15,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/v1/", include("apps.api.urls")),
+    path("webhooks/", include("apps.webhooks.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),  # the same as /api/v1/schema/
     path(".well-known/jwks.json", JsonWebKeySetView.as_view(), name="jwks"),
 ]

@@ -1,5 +1,6 @@
 """Suite-wide fixtures: the throwaway PostgreSQL every database test runs on (and, from the plugin,
-real Celery workers), an identity the token tests share, and API clients by hub role."""
+real Celery workers), an identity the token tests share, API clients by hub role, and a gateway live on a
+running proxy."""
 
 import pytest
 
@@ -59,3 +60,12 @@ def as_role():
         return api
 
     return client
+
+
+@pytest.fixture(params=["haproxy", "lighttpd"])
+def stage(request, db, tmp_path):
+    """A gateway of each kind live on a running proxy, to deploy to (tests/support/deploy.py)."""
+    from tests.support.deploy import deploy_stage  # the root conftest loads before Django is set up
+
+    with deploy_stage(request.param, tmp_path / "deploy") as staged:
+        yield staged

@@ -11,7 +11,9 @@ from tests.factories import IdentityFactory, RoleFactory, RouteFactory
 
 pytestmark = pytest.mark.django_db
 PROJECT_MODELS = [
-    m for m in admin.site._registry if m._meta.app_label in {"identities", "policies", "audit", "credentials", "api"}
+    m
+    for m in admin.site._registry
+    if m._meta.app_label in {"identities", "policies", "audit", "credentials", "api", "webhooks"}
 ]
 
 

@@ -6,6 +6,9 @@ DeploymentTrigger = Trigger
 
 
 class DeploymentState(models.TextChoices):
+    # created by a request that must sync identities first; gets its snapshot and joins the queue
+    # after the sync (workers and the sweep leave it alone until then)
+    WAITING = "waiting", "Waiting for a sync"
     QUEUED = "queued", "Queued"
     RENDERING = "rendering", "Rendering"
     VALIDATING = "validating", "Validating"

@@ -4,6 +4,7 @@ SshTarget: how to reach a gateway's host over SSH, for a gateway deployed there 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.db.models import Q
 
 from apps.core.fields import EncryptedTextField, NormalizedCharField
 from apps.gateways import ssh_keys
@@ -12,7 +13,14 @@ from apps.gateways.choices import FINAL_STATES, DeploymentState, DeploymentTrigg
 
 class Deployment(models.Model):
     gateway = models.ForeignKey("policies.Gateway", on_delete=models.PROTECT, related_name="deployments")
-    snapshot = models.ForeignKey("policies.PolicySnapshot", on_delete=models.PROTECT, related_name="deployments")
+    snapshot = models.ForeignKey(
+        "policies.PolicySnapshot",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="deployments",
+        help_text="Empty only while it waits for a sync (its snapshot is built after it), or if it failed then.",
+    )
     trigger = models.CharField(max_length=16, choices=DeploymentTrigger.choices)
     actor = models.CharField(max_length=200)
     state = models.CharField(max_length=16, choices=DeploymentState.choices, default=DeploymentState.QUEUED)
@@ -44,6 +52,13 @@ class Deployment(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["gateway", "state"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(snapshot__isnull=False) | Q(state__in=[DeploymentState.WAITING, DeploymentState.FAILED]),
+                name="deployment_snapshot_unless_waiting",
+                violation_error_message="Only a deployment waiting for a sync (or failed waiting) has no snapshot.",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"deployment {self.pk} of {self.gateway_id} ({self.state})"

@@ -1,8 +1,11 @@
 """Operations on gateways: deployments (one per gateway at a time), queued for workers and swept;
 key rotation through deploys; how to reach a gateway's host.
 
-Who writes a deployment row: its run, whole (``pipeline``); anyone else only a queued row under its
-row lock (the run claims it under the same lock), or an interrupted one under the gateway's deploy lock.
+Who writes a deployment row: its run, whole (``pipeline``); anyone else only a queued or waiting row
+under its row lock (the run claims it under the same lock), or an interrupted one under the gateway's
+deploy lock. A waiting row (``deployments_wait``) belongs to the request that made it: nobody runs or
+sweeps it until that request releases it with its snapshot (``deployment_release``) or gives it up
+(``deployment_abandon``).
 """
 
 import logging
@@ -32,7 +35,8 @@ logger = logging.getLogger(__name__)
 # A queued deployment this old has lost its task (never enqueued, or lost with the broker's data),
 # or waits behind a long deploy; handing it out again is harmless: a finished one does not run twice.
 SWEEP_QUEUED_AFTER = timedelta(minutes=1)
-_UNFINISHED = frozenset(DeploymentState.values) - FINAL_STATES
+# what a worker may have left in between; a waiting row is its requester's, not a worker's
+_UNFINISHED = frozenset(DeploymentState.values) - FINAL_STATES - {DeploymentState.WAITING}
 
 
 class DeploymentBusy(LockBusy):
@@ -51,13 +55,17 @@ def gateway_deploy_lock(gateway: Gateway):
     )
 
 
+def _not_deployable(gateway: Gateway) -> ValidationError:
+    return ValidationError(
+        "Gateway %(gateway)s has no deploy directory: set one to make it deployable.",
+        code="not_deployable",
+        params={"gateway": gateway.name},
+    )
+
+
 def _deployment_create(*, gateway: Gateway, actor: Actor, trigger: str, snapshot: PolicySnapshot | None) -> Deployment:
     if not gateway.deploy_directory:
-        raise ValidationError(
-            "Gateway %(gateway)s has no deploy directory: set one to make it deployable.",
-            code="not_deployable",
-            params={"gateway": gateway.name},
-        )
+        raise _not_deployable(gateway)
     if snapshot is None:
         snapshot = snapshot_newest()
         if snapshot is None:
@@ -130,14 +138,23 @@ def deployment_request(
     joins it (taking this request's snapshot) instead of racing it."""
     with transaction.atomic():
         Gateway.objects.select_for_update().get(pk=gateway.pk)  # requests for one gateway queue one at a time
-        # locked, and re-checked once locked: a run claiming it meanwhile makes it no longer queued
-        queued = Deployment.objects.select_for_update().filter(gateway=gateway, state=DeploymentState.QUEUED).first()
-        if queued is not None:
-            newest = snapshot or snapshot_newest()
-            return model_update(instance=queued, actor=actor, data={"snapshot": newest})[0]
+        joined = _queued_join(gateway=gateway, snapshot=snapshot, actor=actor)
+        if joined:
+            return joined[0]
         deployment = _deployment_create(gateway=gateway, actor=actor, trigger=trigger, snapshot=snapshot)
         transaction.on_commit(lambda: _enqueue(deployment=deployment, actor=actor))
     return deployment
+
+
+def _queued_join(*, gateway: Gateway, snapshot: PolicySnapshot | None, actor: Actor) -> list[Deployment]:
+    """Bring the gateway's queued deployments, newest first, to ``snapshot`` (None: the newest); the
+    caller holds the gateway's row lock. Usually there is one; a released waiting deployment can make
+    two, and all carry the newest request's snapshot, so whichever runs last leaves the newest policy live."""
+    # locked, and re-checked once locked: a run claiming one meanwhile makes it no longer queued
+    queued = list(Deployment.objects.select_for_update().filter(gateway=gateway, state=DeploymentState.QUEUED))
+    if queued and snapshot is None:
+        snapshot = snapshot_newest()
+    return [model_update(instance=deployment, actor=actor, data={"snapshot": snapshot})[0] for deployment in queued]
 
 
 def deploy_all(*, actor: Actor, trigger: str, snapshot: PolicySnapshot | None = None) -> list[Deployment]:
@@ -154,20 +171,7 @@ def deployments_request(
     """Queue a deployment of ``snapshot`` (default: the newest) to each of ``gateways`` (none named:
     every deployable one), by gateway name; all or none: a gateway that cannot be deployed, or no
     snapshot to deploy, refuses the whole request (ValidationError keyed by the argument at fault)."""
-    not_deployable = sorted({gateway.name for gateway in gateways if not gateway.deploy_directory})
-    if not_deployable:
-        raise ValidationError(
-            {
-                "gateways": [
-                    ValidationError(
-                        "Gateway %(gateway)s has no deploy directory: set one to make it deployable.",
-                        code="not_deployable",
-                        params={"gateway": name},
-                    )
-                    for name in not_deployable
-                ]
-            }
-        )
+    _deployable_checked(gateways)
     snapshot = snapshot or snapshot_newest()
     if snapshot is None:
         message = "There is no policy snapshot to deploy yet; build one first."
@@ -184,9 +188,87 @@ def deployments_request(
         else:
             deployments = deploy_all(actor=actor, trigger=trigger, snapshot=snapshot)
     if not deployments:
-        message = "No gateway has a deploy directory: set one to make a gateway deployable."
-        raise ValidationError({"gateways": ValidationError(message, code="not_deployable")})
+        raise _none_deployable()
     return deployments
+
+
+def _deployable_checked(gateways: Sequence[Gateway]) -> None:
+    not_deployable = {gateway.name: gateway for gateway in gateways if not gateway.deploy_directory}
+    if not_deployable:
+        raise ValidationError({"gateways": [_not_deployable(not_deployable[name]) for name in sorted(not_deployable)]})
+
+
+def _none_deployable() -> ValidationError:
+    message = "No gateway has a deploy directory: set one to make a gateway deployable."
+    return ValidationError({"gateways": ValidationError(message, code="not_deployable")})
+
+
+def deployments_wait(*, actor: Actor, trigger: str, gateways: Sequence[Gateway] = ()) -> list[Deployment]:
+    """A ``waiting`` deployment to each of ``gateways`` (none named: every deployable one), by gateway
+    name, for work that must come first (a sync) and will build the snapshot they deploy: its caller
+    then releases each (``deployment_release``) or gives it up (``deployment_abandon``). All or none,
+    refused as ``deployments_request`` refuses; they have an id (a URL to poll) at once."""
+    _deployable_checked(gateways)
+    chosen = sorted({gateway.pk: gateway for gateway in gateways}.values(), key=lambda gateway: gateway.name)
+    chosen = chosen or list(deployable_gateways())
+    if not chosen:
+        raise _none_deployable()
+    with transaction.atomic():
+        return [
+            model_create(
+                model=Deployment,
+                actor=actor,
+                data={
+                    "gateway": gateway,
+                    "snapshot": None,
+                    "state": DeploymentState.WAITING,
+                    "trigger": trigger,
+                    "actor": str(actor),
+                    "previous": deployment_live(gateway=gateway),
+                    "messages": [message_entry("info", "waiting for the work before it, which builds its snapshot")],
+                },
+            )
+            for gateway in chosen
+        ]
+
+
+def deployment_release(*, deployment: Deployment, snapshot: PolicySnapshot, actor: Actor) -> Deployment:
+    """Queue a waiting deployment with ``snapshot`` for a worker (once this transaction commits), as
+    ``deployment_request`` queues one. It stays a row of its own, since its requester polls it; a
+    deployment already queued for the gateway takes ``snapshot`` too (``_queued_join``). A deployment
+    no longer waiting is returned as it is (released before)."""
+    with transaction.atomic():
+        Gateway.objects.select_for_update().get(pk=deployment.gateway_id)
+        deployment.refresh_from_db(from_queryset=Deployment.objects.select_for_update())
+        if deployment.state != DeploymentState.WAITING:
+            return deployment
+        _queued_join(gateway=deployment.gateway, snapshot=snapshot, actor=actor)
+        messages = [*deployment.messages, message_entry("info", f"queued with snapshot {snapshot.sha256[:12]}")]
+        data = {
+            "state": DeploymentState.QUEUED,
+            "snapshot": snapshot,
+            "previous": deployment_live(gateway=deployment.gateway),
+            "messages": messages,
+        }
+        model_update(instance=deployment, actor=actor, data=data)
+        transaction.on_commit(lambda: _enqueue(deployment=deployment, actor=actor))
+    return deployment
+
+
+def deployment_abandon(*, deployment: Deployment, actor: Actor, reason: str) -> Deployment:
+    """End a waiting deployment ``failed`` with ``reason`` (what it waited for failed), so whoever
+    polls it stops; one no longer waiting is left as it is."""
+    with transaction.atomic():
+        deployment.refresh_from_db(from_queryset=Deployment.objects.select_for_update())
+        if deployment.state != DeploymentState.WAITING:
+            return deployment
+        data = {
+            "state": DeploymentState.FAILED,
+            "finished_at": timezone.now(),
+            "messages": [*deployment.messages, message_entry("error", f"{reason}; nothing was deployed")],
+        }
+        model_update(instance=deployment, actor=actor, data=data)
+    return deployment
 
 
 def deployment_run(*, deployment_id: int) -> Deployment:
@@ -196,7 +278,7 @@ def deployment_run(*, deployment_id: int) -> Deployment:
     deployment = Deployment.objects.select_related("gateway", "snapshot").get(pk=deployment_id)
     with gateway_deploy_lock(deployment.gateway):
         deployment.refresh_from_db()
-        if deployment.finished:
+        if deployment.finished or deployment.state == DeploymentState.WAITING:  # not released: nothing to run yet
             return deployment
         return deployment_pipeline_run(deployment=deployment, actor=Actor.parse(deployment.actor))
 

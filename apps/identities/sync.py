@@ -166,6 +166,15 @@ class SyncRefused(Exception):
     """The source cannot be synced (disabled, or a kind with nothing to read): a readable reason."""
 
 
+def sync_refusal(*, source: IdentitySource) -> str:
+    """Why ``source`` cannot be synced ('' when it can)."""
+    if not source.enabled:
+        return f"{source.name} is disabled: enable it to sync it"
+    if source.kind == SourceKind.LOCAL:
+        return f"{source.name} is a local source: it has nothing to sync from"
+    return ""
+
+
 def sync_run_request(*, source: IdentitySource, actor: Actor, trigger: str, full: bool = False) -> SyncRun:
     """Queue a sync of ``source``: a ``queued`` run, handed to a worker once this transaction commits.
 
@@ -174,10 +183,9 @@ def sync_run_request(*, source: IdentitySource, actor: Actor, trigger: str, full
     each time it is asked for: its task may have been lost, and a second delivery finds it taken and
     does nothing. An unreachable broker leaves the run queued with a warning, for the next request.
     """
-    if not source.enabled:
-        raise SyncRefused(f"{source.name} is disabled: enable it to sync it")
-    if source.kind == SourceKind.LOCAL:
-        raise SyncRefused(f"{source.name} is a local source: it has nothing to sync from")
+    refusal = sync_refusal(source=source)
+    if refusal:
+        raise SyncRefused(refusal)
     with transaction.atomic():
         IdentitySource.objects.select_for_update().get(pk=source.pk)  # requests for one source queue one at a time
         run = _run_pending(source)

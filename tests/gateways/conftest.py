@@ -1,17 +1,9 @@
-"""Fixtures shared by the gateway tests: a gateway deployed to a live proxy, and a real OpenSSH
-server standing in for a gateway's remote host."""
+"""Fixtures shared by the gateway tests: a real OpenSSH server standing in for a gateway's remote
+host (a gateway deployed to a live proxy, ``stage``, is the suite's: tests/conftest.py)."""
 
 import pytest
 
-from apps.policies.choices import GatewayKind
-from tests.support.deploy import deploy_stage
 from tests.support.sshd import running_sshd
-
-
-@pytest.fixture(params=[GatewayKind.HAPROXY, GatewayKind.LIGHTTPD])
-def stage(request, db, tmp_path):
-    with deploy_stage(request.param, tmp_path / "deploy") as staged:
-        yield staged
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,14 @@ class DeploymentSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name=f"{NAMESPACE}:deployment-detail")
     gateway = serializers.SlugRelatedField(slug_field="name", read_only=True, help_text="Name of the gateway.")
     snapshot = serializers.SlugRelatedField(
-        slug_field="sha256", read_only=True, help_text="sha256 of the policy snapshot deployed."
+        slug_field="sha256",
+        read_only=True,
+        allow_null=True,
+        help_text="sha256 of the policy snapshot deployed; null while it waits for a sync.",
     )
-    snapshot_id = serializers.IntegerField(read_only=True, help_text="Id of the policy snapshot deployed.")
+    snapshot_id = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="Id of the policy snapshot deployed; null while it waits for a sync."
+    )
     previous = serializers.PrimaryKeyRelatedField(
         read_only=True,
         allow_null=True,

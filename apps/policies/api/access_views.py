@@ -156,7 +156,11 @@ class DeploymentRefSerializer(serializers.Serializer):
     trigger = serializers.CharField()
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
-    snapshot = serializers.CharField(source="snapshot.sha256", help_text="sha256 of the snapshot it deployed.")
+    snapshot = serializers.CharField(
+        source="snapshot.sha256",
+        allow_null=True,
+        help_text="sha256 of the snapshot it deployed; null while it waits for a sync.",
+    )
 
 
 class GatewayDeploymentsSerializer(serializers.Serializer):
