@@ -6,3 +6,8 @@ class WebhooksConfig(AppConfig):
 
     name = "apps.webhooks"
     label = "webhooks"
+
+    def ready(self) -> None:
+        from apps.webhooks.handlers import handlers_register  # handlers import models: only once apps are ready
+
+        handlers_register()
