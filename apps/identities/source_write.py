@@ -8,18 +8,24 @@ bulk statements (a fixed number per run, not per row), inside the caller's trans
 - memberships: each group the fetch names gets exactly the members it lists;
 - the audit log: per access-relevant change an event (identity imported with its groups,
   deactivated, reactivated, membership gained or lost, effective roles changed).
+
+``source_apply`` writes a sync's fetch; ``identity_read_apply`` one identity read on its own (an
+event hook said it changed). A sync's fetch takes minutes at scale: an identity written after it
+began (refreshed on its own, say deactivated by an event hook) is newer than what the fetch read,
+and the sync leaves it, memberships included, as it is.
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.utils import timezone
 
 from apps.audit.services import AuditedChange, audit_record_many
 from apps.core.actors import Actor
 from apps.core.db import rows_insert
-from apps.identities.connectors.base import Fetch, GroupRecord, IdentityRecord, MembershipRecord
+from apps.identities.connectors.base import Fetch, GroupRecord, IdentityRead, IdentityRecord, MembershipRecord
 from apps.identities.models import Group, Identity, IdentitySource, Membership
-from apps.policies.roles import effective_roles_by_identity
+from apps.policies.roles import effective_roles_by_identity, role_grants_for
 
 _BATCH = 2_000
 _IDENTITY_FIELDS = ("username", "kind", "email", "display_name", "active", "attributes")
@@ -74,16 +80,28 @@ def _identity_values(record: IdentityRecord) -> dict:
 
 
 def _identities_write(
-    source: IdentitySource, fetched: Fetched, outcome: Outcome, changes: _Changes
+    source: IdentitySource,
+    fetched: Fetched,
+    outcome: Outcome,
+    changes: _Changes,
+    *,
+    untouched: frozenset[str] = frozenset(),
+    stamp: frozenset[str] = frozenset(),
+    scoped: bool = False,
 ) -> tuple[dict[str, int], set[int]]:
-    """Upsert identities; returns (external id -> pk of every identity of the source, pks created)."""
+    """Upsert identities; returns (external id -> pk of every identity of the source, pks created).
+    ``untouched``: external ids left as they are; ``stamp``: ids whose ``updated_at`` moves even when
+    nothing else changed (read from the source just now); ``scoped``: read and return only the
+    identities fetched, not the whole source (an incremental fetch's groups name others)."""
     now = timezone.now()
-    existing = {
-        row[1]: row
-        for row in Identity.objects.filter(source=source).values_list("pk", "external_id", *_IDENTITY_FIELDS)
-    }
+    rows = Identity.objects.filter(source=source)
+    if scoped:
+        rows = rows.filter(external_id__in=list(fetched.identities))
+    existing = {row[1]: row for row in rows.values_list("pk", "external_id", *_IDENTITY_FIELDS)}
     created, changed = [], []
     for external_id, record in fetched.identities.items():
+        if external_id in untouched:
+            continue
         values = _identity_values(record)
         row = existing.get(external_id)
         if row is None:
@@ -92,11 +110,15 @@ def _identities_write(
         before = dict(zip(_IDENTITY_FIELDS, row[2:], strict=True))
         if before == values:
             outcome.unchanged += 1
+            if external_id in stamp:
+                changed.append(Identity(pk=row[0], updated_at=now, **values))
             continue
         changed.append(Identity(pk=row[0], updated_at=now, **values))
         _identity_change(row[0], before, values, outcome, changes)
     if fetched.complete:
         for external_id, row in existing.items():
+            if external_id in untouched:
+                continue
             if external_id not in fetched.identities and row[6]:  # active, and gone from the source
                 before = dict(zip(_IDENTITY_FIELDS, row[2:], strict=True))
                 changed.append(Identity(pk=row[0], updated_at=now, **{**before, "active": False}))
@@ -105,7 +127,7 @@ def _identities_write(
     outcome.created = rows_insert(
         Identity, ["source_id", "external_id", *_IDENTITY_FIELDS, "created_at", "updated_at"], created
     )
-    ids = dict(Identity.objects.filter(source=source).values_list("external_id", "pk").iterator(10_000))
+    ids = dict(rows.values_list("external_id", "pk").iterator(10_000))
     return ids, {ids[row[1]] for row in created}
 
 
@@ -119,13 +141,17 @@ def _identity_change(pk: int, before: dict, after: dict, outcome: Outcome, chang
         changes.add("identity.reactivated", pk, before={"active": False}, after={"active": True})
 
 
-def _groups_write(source: IdentitySource, fetched: Fetched, outcome: Outcome) -> dict[str, int]:
-    """Upsert groups; returns external id -> pk of every group of the source."""
+def _groups_write(
+    source: IdentitySource, fetched: Fetched, outcome: Outcome, *, scoped: bool = False
+) -> dict[str, int]:
+    """Upsert groups; returns external id -> pk of every group of the source (``scoped``: of the
+    groups fetched)."""
+    rows = Group.objects.filter(source=source)
+    if scoped:
+        rows = rows.filter(external_id__in=list(fetched.groups))
     existing = {
         external_id: (pk, name, description)
-        for pk, external_id, name, description in Group.objects.filter(source=source).values_list(
-            "pk", "external_id", "name", "description"
-        )
+        for pk, external_id, name, description in rows.values_list("pk", "external_id", "name", "description")
     }
     created, renamed = [], []
     for external_id, record in fetched.groups.items():
@@ -152,11 +178,14 @@ def _memberships_write(
     new_identities: set[int],
     outcome: Outcome,
     changes: _Changes,
+    *,
+    untouched: frozenset[str] = frozenset(),
 ) -> None:
     """Each group the fetch names gets exactly the members it lists; after a full fetch, a group it
-    does not name has none."""
+    does not name has none. The memberships of ``untouched`` identities stay as they are."""
     listed = {group_ids[external_id] for external_id in fetched.members if external_id in group_ids}
     vanished = set(group_ids.values()) - listed if fetched.complete else set()
+    kept = {identity_ids[external_id] for external_id in untouched if external_id in identity_ids}
     desired: set[tuple[int, int]] = set()
     unknown = 0
     for group_external_id, members in fetched.members.items():
@@ -166,12 +195,13 @@ def _memberships_write(
             if group_id is None or identity_id is None:
                 unknown += 1
                 continue
-            desired.add((identity_id, group_id))
+            if identity_id not in kept:
+                desired.add((identity_id, group_id))
     current = {
         (identity_id, group_id): pk
-        for pk, identity_id, group_id in Membership.objects.filter(group_id__in=listed | vanished).values_list(
-            "pk", "identity_id", "group_id"
-        )
+        for pk, identity_id, group_id in Membership.objects.filter(group_id__in=listed | vanished)
+        .exclude(identity_id__in=kept)
+        .values_list("pk", "identity_id", "group_id")
     }
     added = desired - current.keys()
     removed = current.keys() - desired
@@ -219,16 +249,124 @@ def _role_changes(before: dict[int, set[str]], after: dict[int, set[str]], chang
     return changed
 
 
-def source_apply(*, source: IdentitySource, fetched: Fetched, actor: Actor) -> Outcome:
-    """Write what a fetch read; the caller holds a transaction (all or nothing)."""
+def source_apply(
+    *, source: IdentitySource, fetched: Fetched, actor: Actor, fetch_started: datetime | None = None
+) -> Outcome:
+    """Write what a fetch read; the caller holds a transaction (all or nothing). Identities written
+    since ``fetch_started`` are newer than the fetch: they keep what they have."""
     outcome, changes = Outcome(), _Changes()
+    untouched = frozenset(
+        Identity.objects.filter(source=source, updated_at__gte=fetch_started).values_list("external_id", flat=True)
+        if fetch_started is not None
+        else ()
+    )
+    if untouched:
+        outcome.warnings.append(
+            f"{len(untouched)} identities were written while this sync read (refreshed on their own, "
+            "say by an event hook): their newer state was kept"
+        )
     roles_before = effective_roles_by_identity(source_id=source.pk)
-    identity_ids, new_identities = _identities_write(source, fetched, outcome, changes)
+    identity_ids, new_identities = _identities_write(source, fetched, outcome, changes, untouched=untouched)
     group_ids = _groups_write(source, fetched, outcome)
-    _memberships_write(source, fetched, identity_ids, group_ids, new_identities, outcome, changes)
+    _memberships_write(source, fetched, identity_ids, group_ids, new_identities, outcome, changes, untouched=untouched)
     _imported_events(fetched, identity_ids, new_identities, changes)
     outcome.counts["roles_changed"] = _role_changes(
         roles_before, effective_roles_by_identity(source_id=source.pk), changes
     )
     audit_record_many(actor=actor, changes=changes.items)
     return outcome
+
+
+# One identity read on its own ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdentityRefresh:
+    """What writing one identity read on its own did."""
+
+    subject: str
+    identity_id: int | None  # None: neither the source nor policyhub knows it
+    found: bool  # the source still has it
+    outcome: Outcome
+    roles_before: frozenset[str] | None  # None: inactive or unknown, no access at all
+    roles_after: frozenset[str] | None
+
+    @property
+    def roles_changed(self) -> bool:
+        return self.roles_before != self.roles_after
+
+
+def _roles_now(source: IdentitySource, external_id: str) -> tuple[int | None, frozenset[str] | None]:
+    identity = Identity.objects.filter(source=source, external_id=external_id).first()
+    if identity is None or not identity.active:
+        return (identity.pk if identity else None), None
+    return identity.pk, frozenset(grant.role for grant in role_grants_for([identity])[identity.pk])
+
+
+def identity_read_apply(*, source: IdentitySource, read: IdentityRead, actor: Actor) -> IdentityRefresh:
+    """Write one identity read on its own (``fetch_identity``); the caller holds a transaction.
+
+    Its fields as the source has them, its memberships exactly the groups read (created or renamed
+    as read: the groups endpoint answers whole group objects, so a group new to policyhub costs no
+    extra request; its other members come with the next sync); or, when the source no longer has
+    it, deactivated (its memberships stay, as for a vanished identity after a full fetch). Its
+    ``updated_at`` moves even when nothing changed: a sync that began reading before keeps off it.
+    """
+    outcome, changes = Outcome(), _Changes()
+    _, roles_before = _roles_now(source, read.external_id)
+    fetched = Fetched(complete=False)
+    if read.identity is not None:
+        fetched.identities[read.external_id] = read.identity
+        fetched.groups = {group.external_id: group for group in read.groups}
+        for membership in read.memberships:
+            fetched.members.setdefault(membership.group_external_id, set()).add(membership.identity_external_id)
+    else:
+        row = Identity.objects.filter(source=source, external_id=read.external_id).values(*_IDENTITY_FIELDS).first()
+        if row is not None:
+            fetched.identities[read.external_id] = IdentityRecord(read.external_id, **{**row, "active": False})
+    identity_ids, new_identities = _identities_write(
+        source, fetched, outcome, changes, stamp=frozenset(fetched.identities), scoped=True
+    )
+    if read.identity is not None:
+        group_ids = _groups_write(source, fetched, outcome, scoped=True)
+        _identity_memberships_write(
+            identity_ids[read.external_id], fetched, group_ids, new_identities, outcome, changes
+        )
+        _imported_events(fetched, identity_ids, new_identities, changes)
+    identity_id, roles_after = _roles_now(source, read.external_id)
+    if identity_id is not None:
+        outcome.counts["roles_changed"] = _role_changes(
+            {identity_id: set(roles_before or ())}, {identity_id: set(roles_after or ())}, changes
+        )
+    audit_record_many(actor=actor, changes=changes.items)
+    return IdentityRefresh(
+        subject=f"{source.slug}:{read.external_id}",
+        identity_id=identity_id,
+        found=read.identity is not None,
+        outcome=outcome,
+        roles_before=roles_before,
+        roles_after=roles_after,
+    )
+
+
+def _identity_memberships_write(
+    identity_id: int,
+    fetched: Fetched,
+    group_ids: dict[str, int],
+    new_identities: set[int],
+    outcome: Outcome,
+    changes: _Changes,
+) -> None:
+    """The identity's memberships become exactly the groups read (its other groups' members stay)."""
+    desired = {group_ids[external_id] for external_id in fetched.members}
+    current = dict(Membership.objects.filter(identity_id=identity_id).values_list("group_id", "pk"))
+    added, removed = desired - current.keys(), current.keys() - desired
+    rows_insert(Membership, ["identity_id", "group_id"], [(identity_id, group_id) for group_id in added])
+    Membership.objects.filter(pk__in=[current[group_id] for group_id in removed]).delete()
+    names = dict(Group.objects.filter(pk__in=added | removed).values_list("pk", "name"))
+    if identity_id not in new_identities:  # a new identity's groups are in its "imported" event
+        for group_id in sorted(added):
+            changes.add("membership.added", identity_id, after={"group": names[group_id]})
+    for group_id in sorted(removed):
+        changes.add("membership.removed", identity_id, before={"group": names[group_id]})
+    outcome.counts.update(memberships_added=len(added), memberships_removed=len(removed))

@@ -4,8 +4,8 @@
 ``SyncBusy``); ``sync_run_request`` queues one for a worker (the API's way), as a ``queued`` run
 that the worker's sync takes over. The fetch comes first and writes nothing but the run's progress;
 then ``source_write.source_apply`` writes it all in one transaction, so a failed run leaves the
-previous data exactly as it was. The run's row says how it went (its final update is audited, with
-the counts).
+previous data exactly as it was (and an identity refreshed on its own meanwhile keeps its newer
+state). The run's row says how it went (its final update is audited, with the counts).
 """
 
 import logging
@@ -118,6 +118,7 @@ def identity_source_sync(
             queued=run,
         )
         started, recorder = time.monotonic(), _ProgressRecorder(run, progress)
+        fetch_started = timezone.now()  # identities written after this are newer than the fetch
         try:
             fetched = fetched_collect(connector.fetch(since=run.since, progress=recorder))
         except ConnectorError as error:
@@ -131,7 +132,7 @@ def identity_source_sync(
         fetched_at = time.monotonic()
         try:
             with transaction.atomic():
-                outcome = source_apply(source=source, fetched=fetched, actor=actor)
+                outcome = source_apply(source=source, fetched=fetched, actor=actor, fetch_started=fetch_started)
         except Exception as error:
             logger.exception("sync of %s: writing failed", source.name)
             return _run_fail(run, actor, f"writing failed ({type(error).__name__}: {error}); nothing was changed")

@@ -99,3 +99,16 @@ def identities_reaching(policy: CompiledPolicy, routes: Iterable[RouteView]) -> 
 
 def routes_of_application(policy: CompiledPolicy, application_slug: str) -> list[RouteView]:
     return [route for route in policy.routes if route.application == application_slug]
+
+
+def gateways_reach_changed(
+    policy: CompiledPolicy, changes: Iterable[tuple[frozenset[str] | None, frozenset[str] | None]]
+) -> set[str]:
+    """The gateways (by name) with a route some identity reaches differently after its roles went
+    from ``before`` to ``after`` (None: inactive), for each (before, after) of ``changes``."""
+    pairs = {(before, after) for before, after in changes if before != after}
+    return {
+        route.gateway
+        for route in policy.routes
+        if any(route_reach(route, before) != route_reach(route, after) for before, after in pairs)
+    }

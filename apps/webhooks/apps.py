@@ -8,6 +8,6 @@ class WebhooksConfig(AppConfig):
     label = "webhooks"
 
     def ready(self) -> None:
-        from apps.webhooks.handlers import handlers_register  # models must be loaded first
+        from apps.webhooks.handlers import handlers_register  # handlers import models: only once apps are ready
 
         handlers_register()

@@ -2,8 +2,9 @@
 and org authorization server that the connector uses, shaped after recorded Okta payloads
 (``okta_payloads/``, provenance in its README).
 
-It serves ``GET /api/v1/users``, ``/api/v1/groups`` and ``/api/v1/groups/{id}/users``
-(``okta_directory``) and ``POST /oauth2/v1/token`` with SSWS and Bearer auth (``okta_authority``);
+It serves ``GET /api/v1/users``, ``/api/v1/users/{id}``, ``/api/v1/users/{id}/groups``,
+``/api/v1/groups`` and ``/api/v1/groups/{id}/users`` (``okta_directory``) and
+``POST /oauth2/v1/token`` with SSWS and Bearer auth (``okta_authority``);
 here: ``x-rate-limit-*`` headers on every response from a budget per endpoint family and window,
 429 E0000047 past it, ``Date`` from an injectable clock (a test's fake time moves the windows and
 expires tokens), ``x-okta-request-id``; faults for the next N requests (5xx, cut-off JSON, dropped
@@ -196,6 +197,13 @@ class FakeOkta(Directory, Authority):
             if len(segments) == 5 and segments[2] == "groups" and segments[4] == "users":
                 self.authorize(headers, "groups", path)
                 return self.list_members(path, segments[3], query)
+            # a user's groups need okta.users.read (the scope of its family, /api/v1/users) [U]
+            if len(segments) == 4 and segments[2] == "users":
+                self.authorize(headers, "users", path)
+                return self.get_user(segments[3])
+            if len(segments) == 5 and segments[2] == "users" and segments[4] == "groups":
+                self.authorize(headers, "users", path)
+                return self.list_user_groups(path, segments[3], query)
         return okta_error(404, "E0000007", f"Not found: Resource not found: {path}")
 
 

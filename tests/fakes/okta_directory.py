@@ -1,5 +1,6 @@
 """The fake Okta's directory: users, groups and memberships, their listing (filters, keyset pages
-with ``Link`` headers) and their JSON, in the shape of the recorded payloads (``okta_payloads/``).
+with ``Link`` headers), one user and its groups, and their JSON, in the shape of the recorded
+payloads (``okta_payloads/``).
 
 Compact for the benchmark (100k users, 5k groups, 500k memberships): a user holds its fields and
 a cached serialized form, a group's members are a sorted id list, a page is joined bytes.
@@ -269,6 +270,21 @@ class Directory:
         page = self._page(group.members, self._users, lambda user: True, query, default=1000, maximum=1000)
         return self._list_reply(path, query, page, self._user_json)
 
+    def get_user(self, user_id: str) -> Reply:
+        """``GET /api/v1/users/{id}``: any status (DEPROVISIONED too); 404 once deleted, as recorded."""
+        user = self._users.get(user_id)
+        if user is None:
+            return okta_error(404, "E0000007", f"Not found: Resource not found: {user_id} (User)")
+        return Reply(200, self._user_json(user))
+
+    def list_user_groups(self, path: str, user_id: str, query: dict) -> Reply:
+        """``GET /api/v1/users/{id}/groups``: the groups listing its member, paged like ``/groups``."""
+        if user_id not in self._users:
+            return okta_error(404, "E0000007", f"Not found: Resource not found: {user_id} (User)")
+        holds = lambda group: _holds(group.members, user_id)  # noqa: E731
+        page = self._page(self._group_ids, self._groups, holds, query, default=10000, maximum=10000)
+        return self._list_reply(path, query, page, self._group_json)
+
     def _page(self, ids: list[str], objects: dict, keep, query: dict, *, default: int, maximum: int):
         """The page after the cursor (keyset on id), the next cursor when more may follow, the limit."""
         try:
@@ -370,6 +386,11 @@ def _parse(text: str | None, fields: dict):
         return filter_parse(text, fields)
     except FilterError as error:
         raise Refusal(okta_error(400, "E0000031", f"Invalid search criteria: {error}")) from None
+
+
+def _holds(sorted_ids: list[str], wanted: str) -> bool:
+    position = bisect_right(sorted_ids, wanted)
+    return position > 0 and sorted_ids[position - 1] == wanted
 
 
 def _iso(seconds: int | None) -> str | None:

@@ -9,6 +9,9 @@ it. Two promises the sync relies on:
   absent has vanished; otherwise they are what changed since ``since`` (an incremental fetch), and
   absence means nothing.
 - For every group yielded, the memberships yielded after it are *all* its members, in either mode.
+
+A connector that can also read one identity on its own (Okta: an event hook said it changed)
+offers ``fetch_identity`` (``ReadsOneIdentity``).
 """
 
 from collections.abc import Callable, Iterator
@@ -44,6 +47,18 @@ class MembershipRecord:
 
 
 Record = IdentityRecord | GroupRecord | MembershipRecord
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRead:
+    """One identity read on its own: the records a full fetch makes for it (its identity record, the
+    groups it is a member of, its membership records), or ``identity`` None when the source no longer
+    has it (deleted outright). Unlike a full fetch, a group here comes without its other members."""
+
+    external_id: str
+    identity: IdentityRecord | None
+    groups: tuple[GroupRecord, ...] = ()
+    memberships: tuple[MembershipRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,3 +105,7 @@ class Connector(Protocol):
     def fetch(self, *, since: datetime | None = None, progress: ProgressListener | None = None) -> Fetch: ...
 
     def close(self) -> None: ...
+
+
+class ReadsOneIdentity(Protocol):
+    def fetch_identity(self, *, external_id: str) -> IdentityRead: ...

@@ -27,6 +27,9 @@ keeps matching if Okta adds statuses, unlike a list of ``status eq`` terms).
 Incremental fetch: ``lastUpdated`` (users) and ``lastUpdated`` / ``lastMembershipUpdated`` (groups)
 after ``since``. Okta stores these to the second, so the filter starts one millisecond before the
 second ``since`` falls in: a change in that same second is read again rather than lost.
+One user (``fetch_identity``, for event hooks): ``GET /api/v1/users/{id}``, which answers DEPROVISIONED
+users too (404 only once deleted outright), and ``GET /api/v1/users/{id}/groups`` (paged like the
+other lists; the Okta docs do not say it is, so the ``Link`` headers are followed either way).
 """
 
 import ipaddress
@@ -44,6 +47,7 @@ from apps.identities.choices import IdentityKind, SourceKind
 from apps.identities.connectors.base import (
     Fetch,
     GroupRecord,
+    IdentityRead,
     IdentityRecord,
     MembershipRecord,
     NotFoundError,
@@ -103,6 +107,28 @@ class OktaConnector:
 
     def fetch(self, *, since: datetime | None = None, progress: ProgressListener | None = None) -> Fetch:
         return Fetch(records=self._records(since, FetchTally(progress, self._api)), complete=since is None)
+
+    def fetch_identity(self, *, external_id: str) -> IdentityRead:
+        """One user and its groups, as the full fetch records them; a user (or its group list)
+        answering 404 was deleted: an ``IdentityRead`` without identity."""
+        path = f"/api/v1/users/{quote(external_id, safe='')}"
+        try:
+            self._pacer.aim(path)
+            _, user = self._api.get_json(path)
+            if not isinstance(user, dict) or not user.get("id"):
+                raise PermanentError(f"GET {path}: expected a user object")
+            groups: dict[str, GroupRecord] = {}
+            for page in self._pages(f"{path}/groups", {"limit": GROUPS_PAGE}):
+                groups.update((group["id"], group_record(group)) for group in page if group.get("id"))
+        except NotFoundError:
+            return IdentityRead(external_id=external_id, identity=None)
+        identity = identity_record(user)
+        return IdentityRead(
+            external_id=identity.external_id,
+            identity=identity,
+            groups=tuple(groups.values()),
+            memberships=tuple(MembershipRecord(identity.external_id, group_id) for group_id in groups),
+        )
 
     def close(self) -> None:
         self._api.close()
