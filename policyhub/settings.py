@@ -224,6 +224,7 @@ SPECTACULAR_SETTINGS = {
         "SyncRunStateEnum": "apps.identities.choices.SyncState",
         "SyncRunModeEnum": "apps.identities.choices.SyncMode",
         "DeploymentStateEnum": "apps.gateways.choices.DeploymentState",
+        "IssuedTokenTypeEnum": "apps.credentials.choices.ISSUED_TOKEN_TYPES",  # requested and issued
     },
 }
 

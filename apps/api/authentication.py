@@ -10,16 +10,12 @@ from rest_framework import status
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import APIException, AuthenticationFailed
 
-from apps.api.backstage_jwt import (
-    BackstageKeysUnavailable,
-    BackstageTokenRejected,
-    backstage_token_verify,
-    looks_like_jwt,
-)
+from apps.api.backstage_jwt import backstage_token_verify, looks_like_jwt
 from apps.api.choices import HubRole
 from apps.api.models import ServiceToken
 from apps.api.services import ServiceTokenRejected, service_token_authenticate
 from apps.core.actors import Actor
+from apps.core.remote_jwt import JwksUnavailable, JwtRejected
 from apps.identities.models import Identity
 
 
@@ -86,8 +82,9 @@ def request_actor(request) -> Actor:
 
 
 class KeysUnavailable(APIException):
-    """A Backstage instance's JWKS cannot be fetched. 503, not 401: the caller's token may well be valid,
-    and a 401 would tell it to throw that token away and blame itself for an outage on our side."""
+    """A trusted issuer's JWKS (a Backstage instance's, a token-exchange issuer's) cannot be fetched. 503,
+    not 401: the caller's token may well be valid, and a 401 would tell it to throw that token away and
+    blame itself for an outage on our side."""
 
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "jwks_unavailable"
@@ -127,9 +124,9 @@ class BearerAuthentication(BaseAuthentication):
     def _backstage(presented: str) -> BackstagePrincipal:
         try:
             caller = backstage_token_verify(token=presented)
-        except BackstageTokenRejected as rejected:
+        except JwtRejected as rejected:
             raise AuthenticationFailed(f"Backstage token refused: {rejected}") from None
-        except BackstageKeysUnavailable as unavailable:
+        except JwksUnavailable as unavailable:
             raise KeysUnavailable(str(unavailable), retry_after=unavailable.retry_after) from None
         return BackstagePrincipal(name=caller.name, issuer=caller.issuer)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 class Actor:
     """The acting principal plus the request context the audit log records."""
 
-    kind: str  # user | service | system | cli | webhook
+    kind: str  # user | service | system | cli | webhook | exchange (a caller proven by a trusted issuer's token)
     name: str
     request_id: str = field(default="", compare=False)
     client_ip: str | None = field(default=None, compare=False)

@@ -1,7 +1,8 @@
 from django.contrib import admin
+from django.db import models
 
-from apps.core.admin import ReadOnlyModelAdmin
-from apps.credentials.models import AssertionRoot, Certificate, SigningKey
+from apps.core.admin import AuditedModelAdmin, ReadOnlyModelAdmin
+from apps.credentials.models import AssertionRoot, Certificate, SigningKey, TrustedIssuer
 
 
 @admin.register(SigningKey)
@@ -36,3 +37,15 @@ class AssertionRootAdmin(ReadOnlyModelAdmin):
     exclude = ("secret",)
     readonly_fields = ("gateway", "created_at", "rotated_at")
     list_select_related = ("gateway",)
+
+
+@admin.register(TrustedIssuer)
+class TrustedIssuerAdmin(AuditedModelAdmin):
+    """Whose tokens POST /api/v1/tokens/exchange accepts: every change is validated and audited."""
+
+    list_display = ("name", "kind", "issuer", "identity_source", "enabled")
+    list_filter = ("kind", "enabled")
+    search_fields = ("name", "issuer")
+    list_select_related = ("identity_source",)
+    readonly_fields = ("created_at", "updated_at")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}

@@ -32,3 +32,24 @@ ACCEPTED_STATES = (KeyState.NEXT, KeyState.ACTIVE, KeyState.RETIRING)
 
 # The clock skew proxies allow on exp/nbf, and that key retirement waits out on top of token lifetimes.
 CLOCK_LEEWAY_SECONDS = 30
+
+
+class IssuerKind(models.TextChoices):
+    """Who issues the tokens POST /api/v1/tokens/exchange accepts (apps/credentials/issuers.py)."""
+
+    SPACE = "space", "JetBrains Space (access tokens)"
+    BUILDKITE = "buildkite", "Buildkite (job OIDC tokens)"
+    OKTA = "okta", "Okta (access and ID tokens)"
+
+
+class TokenType(models.TextChoices):
+    """RFC 8693 §3 token type identifiers this exchange reads and issues (all JWTs here)."""
+
+    JWT = "urn:ietf:params:oauth:token-type:jwt", "JWT"
+    ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token", "OAuth 2.0 access token"
+    ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token", "OpenID Connect ID token"
+
+
+TOKEN_EXCHANGE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 (a URN, not a secret)
+# An edge token is a JWT used as an access token: either name may be asked for (the default: access token).
+ISSUED_TOKEN_TYPES = [(choice.value, choice.label) for choice in (TokenType.ACCESS_TOKEN, TokenType.JWT)]

@@ -17,8 +17,9 @@ from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
 from apps.api.authentication import BearerAuthentication, request_actor
-from apps.api.backstage_jwt import FETCH_FAILURE_BACKOFF_SECONDS, backstage_instances
+from apps.api.backstage_jwt import backstage_instances
 from apps.audit.models import AuditEvent
+from apps.core.remote_jwt import FETCH_FAILURE_BACKOFF_SECONDS
 from tests.api.conftest import bearer
 from tests.fakes.backstage_issuer import FAILURES, FakeBackstage
 from tests.support.problems import problem

@@ -26,6 +26,8 @@ REFUSED = {(401, "not_authenticated"), (401, "authentication_failed"), (403, "pe
 # (route as Django writes it, method) -> the principals let in.
 EXPECTED = {
     ("api/v1/tokens", "POST"): ADMIN | {HubRole.SERVICE},
+    # open to anyone: the caller proves who it is with the subject token it exchanges (no credential is read)
+    ("api/v1/tokens/exchange", "POST"): EVERYONE,
     ("api/v1/schema/", "GET"): EVERYONE,
     ("api/v1/docs/", "GET"): EVERYONE,
     ("api/v1/redoc/", "GET"): EVERYONE,

@@ -31,6 +31,7 @@ def test_the_schema_generates_without_warnings_and_validates(tmp_path):
     deployments = {f"/api/v1/deployments{suffix}" for suffix in ("", "/{id}", "/deploy")}
     assert set(schema["paths"]) == {
         "/api/v1/tokens",
+        "/api/v1/tokens/exchange",
         "/.well-known/jwks.json",
         *audit,
         *policies,

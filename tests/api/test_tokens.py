@@ -11,17 +11,10 @@ from apps.audit.models import AuditEvent
 from apps.identities.models import Identity
 from tests.api.conftest import bearer, gateway_with_active_key
 from tests.factories import GatewayFactory, IdentityFactory
+from tests.support.edge_tokens import verify_with_published_key
 
 pytestmark = pytest.mark.django_db
 TOKENS = "/api/v1/tokens"
-
-
-def _verify_with_published_key(api, token: str, audience: str) -> dict:
-    """What a third party does: fetch the JWKS, pick the key by kid, verify with the key's own alg."""
-    kid = jwt.get_unverified_header(token)["kid"]
-    published = {key["kid"]: key for key in api.get("/.well-known/jwks.json").json()["keys"]}
-    jwk = jwt.PyJWK(published[kid])
-    return jwt.decode(token, jwk.key, algorithms=[published[kid]["alg"]], audience=audience, issuer="policyhub")
 
 
 @pytest.mark.parametrize(("role", "algorithm"), [("service", "RS256"), ("service", "ES256"), ("admin", "RS256")])
@@ -38,7 +31,7 @@ def test_a_minted_token_verifies_against_the_published_key(api, make_token, airf
     assert (body["token_type"], body["gateway"]) == ("Bearer", "edge")
     header = jwt.get_unverified_header(body["token"])
     assert (header["kid"], header["alg"]) == (body["kid"], algorithm)
-    claims = _verify_with_published_key(api, body["token"], "edge")
+    claims = verify_with_published_key(api, body["token"], "edge")
     assert claims["sub"] == "okta:00u1abc"
     assert (claims["roles"], claims["roles_csv"]) == (["airflow-admin", "viewer"], ",airflow-admin,viewer,")
     assert claims["preferred_username"] == "alice@example.test"
