@@ -8,10 +8,10 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 logger = logging.getLogger(__name__)
 
 
-def task_hand_over(task, *args) -> str:
-    """``task.delay(*args)``; "" when handed over, else why not (the broker is unreachable)."""
+def task_hand_over(task, *args, **kwargs) -> str:
+    """``task.delay(*args, **kwargs)``; "" when handed over, else why not (the broker is unreachable)."""
     try:
-        task.delay(*args)
+        task.delay(*args, **kwargs)
     except BrokerUnreachable as error:
         logger.warning("%s%s not handed over: the broker is unreachable (%s)", task.name, args, error)
         return f"the broker is unreachable ({error})"

@@ -16,9 +16,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from apps.core.actors import Actor
+from apps.core.broker import task_hand_over
 from apps.core.crypto import Secret
 from apps.core.db import LockBusy, advisory_lock
 from apps.core.services import model_create, model_update
@@ -120,14 +120,11 @@ def _enqueue(*, deployment: Deployment, actor: Actor) -> bool:
     the row stays queued, says why, and the sweep hands it over once the broker is back."""
     from apps.gateways.tasks import deployment_run_task  # tasks import this module
 
-    try:
-        deployment_run_task.delay(deployment.pk)
-    except BrokerUnreachable as error:
-        logger.warning("deployment %s stays queued: the broker is unreachable (%s)", deployment.pk, error)
-        text = f"not handed to a worker: the broker is unreachable ({error}); the sweep will hand it over"
+    problem = task_hand_over(deployment_run_task, deployment.pk)
+    if problem:
+        text = f"not handed to a worker: {problem}; the sweep will hand it over"
         _warn(deployment=deployment, actor=actor, text=text, states=frozenset({DeploymentState.QUEUED}))
-        return False
-    return True
+    return not problem
 
 
 def deployment_request(

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from apps.core.actors import Actor
+from apps.core.broker import task_hand_over
 from apps.core.db import LockBusy, advisory_lock, advisory_lock_held
 from apps.core.services import model_create, model_update
 from apps.identities.choices import SourceKind, SyncMode, SyncState
@@ -222,11 +222,9 @@ def _run_pending(source: IdentitySource) -> SyncRun | None:
 def _run_enqueue(*, run: SyncRun, actor: Actor) -> None:
     from apps.identities.tasks import identity_source_sync_task  # the tasks module imports this one
 
-    try:
-        identity_source_sync_task.delay(run.source_id, run_id=run.pk)
-    except BrokerUnreachable as error:
-        logger.warning("sync run %s stays queued: the broker is unreachable (%s)", run.pk, error)
-        text = f"not handed to a worker: the broker is unreachable ({error}); request the sync again once it is back"
+    problem = task_hand_over(identity_source_sync_task, run.source_id, run_id=run.pk)
+    if problem:
+        text = f"not handed to a worker: {problem}; request the sync again once it is back"
         with transaction.atomic():
             run.refresh_from_db(from_queryset=SyncRun.objects.select_for_update())
             if run.state == SyncState.QUEUED:  # a worker may have taken it after all

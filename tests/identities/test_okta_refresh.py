@@ -17,7 +17,7 @@ from apps.identities.choices import SyncState
 from apps.identities.connectors.base import GroupRecord, IdentityRecord, MembershipRecord, TransientError
 from apps.identities.connectors.okta import OktaConnector, identity_record
 from apps.identities.connectors.okta_auth import credential_parse
-from apps.identities.models import Group, Identity, IdentitySource, Membership
+from apps.identities.models import Group, Identity, Membership
 from apps.identities.refresh import (
     REFRESH_LOCK_CLASS,
     RefreshBusy,
@@ -30,6 +30,7 @@ from apps.policies import services as policies
 from apps.policies.choices import MatchKind
 from tests.factories import RoleFactory
 from tests.fakes.okta import PAYLOADS, FakeOkta
+from tests.support.sources import okta_source
 
 ACTOR = Actor.system("okta-refresh-test")
 TOKEN = "00okta-refresh-token-never-shown"
@@ -45,10 +46,7 @@ def okta():
 
 @pytest.fixture
 def source(db, okta):
-    credential = Secret(json.dumps({"token": TOKEN}))
-    return IdentitySource.objects.create(
-        name="Acme Okta", slug="okta", kind="okta", base_url=okta.url, credential=credential
-    )
+    return okta_source(okta, TOKEN)
 
 
 def _connector(okta) -> OktaConnector:

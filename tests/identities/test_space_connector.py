@@ -23,8 +23,8 @@ from apps.identities.connectors.base import (
 from apps.identities.connectors.http import RetryPolicy
 from apps.identities.connectors.registry import connector_for
 from apps.identities.connectors.space import MAX_RETRY_AFTER_SECONDS, SpaceConnector, SpaceCredential
-from apps.identities.models import IdentitySource
 from tests.fakes.space import FakeSpace, today_plus
+from tests.support.sources import space_source
 
 PROFILES = "/api/http/team-directory/profiles"
 TEAMS = "/api/http/team-directory/teams"
@@ -133,9 +133,7 @@ def test_a_space_source_reads_its_people_teams_and_members_with_either_credentia
     release = fake.add_team("Release", description="Publishes packages")
     fake.add_membership(people["John.Doe"], release)
     credential = fake.client_credentials() if kind == "client credentials" else fake.token_credential()
-    source = IdentitySource.objects.create(
-        name="Acme Space", slug="space", kind="space", base_url=fake.url, credential=Secret(credential)
-    )
+    source = space_source(fake, credential)
     source.refresh_from_db()  # the credential comes back decrypted, as a Secret
 
     space = connector_for(source, sleep=sleeps)

@@ -1,19 +1,18 @@
 """An Okta org synced end to end: the real connector against the fake Okta, the sync service
 writing, a role mapping on an Okta group turning into access at decide() and out of it again."""
 
-import json
 import logging
 
 import pytest
 
 from apps.core.actors import Actor
 from apps.core.choices import Trigger
-from apps.core.crypto import Secret
 from apps.identities.choices import SyncMode, SyncState
-from apps.identities.models import Group, Identity, IdentitySource
+from apps.identities.models import Group, Identity
 from apps.identities.sync import identity_source_sync
 from tests.fakes.okta import FakeOkta
 from tests.support.gated_route import allowed_now, group_gated_route
+from tests.support.sources import okta_source
 
 ACTOR = Actor.system("okta-sync-test")
 TOKEN = "00okta-api-token-never-shown"
@@ -29,10 +28,7 @@ def okta():
 
 @pytest.fixture
 def source(db, okta):
-    credential = Secret(json.dumps({"token": TOKEN}))
-    return IdentitySource.objects.create(
-        name="Acme Okta", slug="okta", kind="okta", base_url=okta.url, credential=credential
-    )
+    return okta_source(okta, TOKEN)
 
 
 def _sync(source, **options):

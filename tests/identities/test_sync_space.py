@@ -5,12 +5,12 @@ import pytest
 
 from apps.core.actors import Actor
 from apps.core.choices import Trigger
-from apps.core.crypto import Secret
 from apps.identities.choices import SyncState
-from apps.identities.models import Group, Identity, IdentitySource
+from apps.identities.models import Group, Identity
 from apps.identities.sync import identity_source_sync
 from tests.fakes.space import FakeSpace
 from tests.support.gated_route import allowed_now, group_gated_route
+from tests.support.sources import space_source
 
 ACTOR = Actor.system("space-sync-test")
 HOST = "packages.test"
@@ -24,9 +24,7 @@ def space():
 
 @pytest.fixture
 def source(db, space):
-    return IdentitySource.objects.create(
-        name="Acme Space", slug="space", kind="space", base_url=space.url, credential=Secret(space.client_credentials())
-    )
+    return space_source(space)
 
 
 def _sync(source):

@@ -14,10 +14,9 @@ import pytest
 
 from apps.core.actors import Actor
 from apps.core.choices import Trigger
-from apps.core.crypto import Secret
 from apps.gateways.choices import DeploymentState
 from apps.gateways.models import Deployment
-from apps.identities.models import Group, Identity, IdentitySource
+from apps.identities.models import Group, Identity
 from apps.identities.sync import identity_source_sync
 from apps.policies import services as policies
 from apps.policies.choices import AuthMode, MatchKind
@@ -26,6 +25,7 @@ from apps.webhooks.choices import EventState
 from apps.webhooks.inbox import inbound_event_accept, inbound_event_process, inbound_events_sweep
 from apps.webhooks.models import InboundEvent
 from tests.fakes.okta import FakeOkta
+from tests.support.sources import okta_source
 from tests.webhooks.conftest import OKTA_SECRET, payload, post, receiver
 
 pytestmark = pytest.mark.django_db
@@ -48,10 +48,7 @@ class World:
         self.bob = okta.add_user(login="bob@acme.test")
         self.admins = okta.add_group("airflow-admins", members=[self.alice, self.bob])
         self.staff = okta.add_group("staff")
-        credential = Secret(json.dumps({"token": TOKEN}))
-        self.source = IdentitySource.objects.create(
-            name="Acme Okta", slug="okta", kind="okta", base_url=okta.url, credential=credential
-        )
+        self.source = okta_source(okta, TOKEN)
         self.receiver = receiver("okta", OKTA_SECRET, identity_source=self.source)
         self.tmp_path = tmp_path
 

@@ -17,7 +17,6 @@ from rest_framework.test import APIClient
 from apps.api.services import service_token_create
 from apps.audit.models import AuditEvent
 from apps.core.actors import Actor
-from apps.core.crypto import Secret
 from apps.credentials.mint import mint_edge_token
 from apps.gateways.choices import FINAL_STATES, DeploymentState
 from apps.gateways.live import free_loopback_port
@@ -36,6 +35,7 @@ from tests.fakes.space import FakeSpace
 from tests.support.celery_worker import celery_reconfigured
 from tests.support.deploy import Stage
 from tests.support.problems import problem
+from tests.support.sources import space_source
 from tests.webhooks.conftest import SPACE_KEY, payload, post, receiver, space_headers
 
 pytestmark = pytest.mark.django_db
@@ -52,9 +52,7 @@ def space():
 
 @pytest.fixture
 def source(db, space):
-    return IdentitySource.objects.create(
-        name="Acme Space", slug="space", kind="space", base_url=space.url, credential=Secret(space.client_credentials())
-    )
+    return space_source(space)
 
 
 @pytest.fixture
