@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint format check bench bench-api bench-proxies bench-deploy bench-sync clean
+.PHONY: help demo test lint format check bench bench-api bench-proxies bench-deploy bench-sync bench-deprovision clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ bench-proxies: $(VENV)/.runtime ## HAProxy and lighttpd req/s with the rendered 
 
 bench-deploy: $(VENV)/.dev ## deploy request to new config live on real HAProxy and lighttpd with 1,000 routes (median of 5)
 	$(BIN)/python -m benchmarks.bench_deploy $(BENCH_ARGS)
+
+bench-deprovision: $(VENV)/.dev ## Okta deactivate event hook to the user's token refused at real HAProxy and lighttpd (median of 5)
+	$(BIN)/python -m benchmarks.bench_deprovision $(BENCH_ARGS)
 
 bench-sync: $(VENV)/.dev ## full and incremental Okta import of 100,000 users, 5,000 groups, 500,000 memberships (fake Okta)
 	$(BIN)/python -m benchmarks.bench_sync $(BENCH_ARGS)

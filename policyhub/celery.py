@@ -49,6 +49,12 @@ app.conf.beat_schedule = {
         "schedule": 60.0,
         "options": {"expires": 60},
     },
+    # Drop revocation entries no token needs any more, and hand over lists a gateway has not taken up.
+    "revocations-sweep": {
+        "task": "apps.gateways.tasks.revocations_sweep_task",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
     # Hand workers the webhook deliveries nobody works on: accepted while the broker was unreachable,
     # lost with a worker, or failed (retried up to inbox.MAX_ATTEMPTS times).
     "inbound-events-sweep": {

@@ -1,6 +1,7 @@
 """Database helpers shared by services."""
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -8,6 +9,7 @@ from typing import TypeVar
 from django.db import connection, models, transaction
 
 T = TypeVar("T")
+LOCK_POLL_SECONDS = 0.02
 
 
 def read_consistently(read: Callable[[], T]) -> T:
@@ -29,19 +31,26 @@ class LockBusy(Exception):
 
 
 @contextmanager
-def advisory_lock(lock_class: int, key: int, *, busy: type[LockBusy], message: str) -> Iterator[None]:
+def advisory_lock(
+    lock_class: int, key: int, *, busy: type[LockBusy], message: str, wait_seconds: float = 0
+) -> Iterator[None]:
     """One holder of (``lock_class``, ``key``) at a time across every process, enforced by
-    PostgreSQL: a session advisory lock taken at once or refused with ``busy(message)``. Held outside
-    any transaction, so the holder's writes commit as they happen (others can follow its progress,
-    and the audit chain's lock is never held for the whole work). SQLite, the single-process demo,
-    has no such lock."""
+    PostgreSQL: a session advisory lock taken at once (or within ``wait_seconds``, for locks held
+    only briefly) or refused with ``busy(message)``. Held outside any transaction, so the holder's
+    writes commit as they happen (others can follow its progress, and the audit chain's lock is
+    never held for the whole work). SQLite, the single-process demo, has no such lock."""
     if connection.vendor != "postgresql":
         yield
         return
+    deadline = time.monotonic() + wait_seconds
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [lock_class, key])
-        if not cursor.fetchone()[0]:
-            raise busy(message)
+        while True:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [lock_class, key])
+            if cursor.fetchone()[0]:
+                break
+            if time.monotonic() >= deadline:
+                raise busy(message)
+            time.sleep(LOCK_POLL_SECONDS)
     try:
         yield
     finally:

@@ -22,3 +22,8 @@ class DeploymentState(models.TextChoices):
 
 
 FINAL_STATES = frozenset({DeploymentState.LIVE, DeploymentState.FAILED, DeploymentState.ROLLED_BACK})
+
+
+class RevocationReason(models.TextChoices):
+    DEACTIVATED = "deactivated", "Identity deactivated"
+    ROLES_LOST = "roles_lost", "Roles lost"

@@ -23,6 +23,7 @@ from apps.gateways.models import Deployment
 from apps.gateways.proof import gateway_prove
 from apps.gateways.rendered import RenderedConfig
 from apps.gateways.renderers import render
+from apps.gateways.revocations import revocation_list_path, revocation_list_refresh
 from apps.gateways.selectors import render_request_for
 from apps.gateways.transports import Transport, transport_for
 from apps.gateways.validate import ValidationResult, validate
@@ -150,9 +151,15 @@ def deployment_dry_run(
         live = _live_files(transport, live_release)
         live_root = transport.release_path(live_release) if live_release else ""
         request = render_request_for(gateway=gateway, snapshot=snapshot, deployment_id=DRY_RUN_DEPLOYMENT_ID)
-        rendered = render(gateway.kind, replace(request, install_directory=transport.release_path(scratch)))
+        request = replace(
+            request,
+            install_directory=transport.release_path(scratch),
+            revocation_list=revocation_list_path(gateway=gateway, transport=transport),
+        )
+        rendered = render(gateway.kind, request)
         try:
             transport.stage(scratch, rendered)
+            revocation_list_refresh(gateway=gateway, transport=transport)
             validation = validate(rendered, directory=transport.release_path(scratch), run=transport.run)
         finally:
             transport.discard(scratch)

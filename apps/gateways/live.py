@@ -80,7 +80,7 @@ def running_proxy(rendered: RenderedConfig, *, port: int) -> Iterator[Path]:
 
 
 def stop_process(process: subprocess.Popen) -> None:
-    """Ask the proxy to stop (graceful for both); kill it if it is still there after 10 s."""
+    """Ask the process to stop (SIGTERM: graceful for both proxies); kill it if it is still there after 10 s."""
     process.terminate()
     try:
         process.wait(timeout=10)

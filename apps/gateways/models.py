@@ -1,5 +1,6 @@
 """Deployment: one snapshot rendered, proven and pushed to one gateway; the only record of its progress.
-SshTarget: how to reach a gateway's host over SSH, for a gateway deployed there instead of on this host."""
+SshTarget: how to reach a gateway's host over SSH, for a gateway deployed there instead of on this host.
+Revocation: a subject whose older edge tokens a gateway refuses (apps/gateways/revocations.py)."""
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -8,7 +9,7 @@ from django.db.models import Q
 
 from apps.core.fields import EncryptedTextField, NormalizedCharField
 from apps.gateways import ssh_keys
-from apps.gateways.choices import FINAL_STATES, DeploymentState, DeploymentTrigger
+from apps.gateways.choices import FINAL_STATES, DeploymentState, DeploymentTrigger, RevocationReason
 
 
 class Deployment(models.Model):
@@ -132,3 +133,34 @@ class SshTarget(models.Model):
                 ssh_keys.client_key_load(self.private_key)
             except ValidationError as error:
                 raise ValidationError({"private_key": error}) from None
+
+
+class Revocation(models.Model):
+    """The gateway refuses the subject's edge tokens issued at or before ``revoked_before``: it lost
+    access after they were issued. Tokens issued later carry what it holds now and are accepted.
+    Kept until ``expires_at``, when every token it covers has expired anyway."""
+
+    gateway = models.ForeignKey("policies.Gateway", on_delete=models.CASCADE, related_name="revocations")
+    subject = models.CharField(max_length=64, help_text="The tokens' sub: '<source slug>:<external id>'.")
+    identity = models.ForeignKey(
+        "identities.Identity", on_delete=models.SET_NULL, null=True, blank=True, related_name="revocations"
+    )
+    reason = models.CharField(max_length=16, choices=RevocationReason.choices)
+    roles_lost = models.JSONField(default=list, blank=True, help_text="The roles it lost, sorted.")
+    revoked_before = models.DateTimeField(help_text="Tokens issued at or before this second are refused.")
+    expires_at = models.DateTimeField(help_text="When the longest token it covers has expired (leeway included).")
+    applied_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the gateway took up its list with this entry as it is; empty: not yet."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["gateway_id", "subject"]
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "subject"], name="revocation_unique_per_gateway_subject")
+        ]
+        indexes = [models.Index(fields=["gateway", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.subject} revoked at {self.gateway_id} before {self.revoked_before.isoformat()}"

@@ -28,6 +28,7 @@ from apps.gateways.proof import gateway_prove
 from apps.gateways.reload import reload_proxy
 from apps.gateways.rendered import RenderedConfig
 from apps.gateways.renderers import render
+from apps.gateways.revocations import revocation_list_path, revocation_list_refresh
 from apps.gateways.selectors import gateway_serves_tls, render_request_for
 from apps.gateways.transports import Transport, transport_for
 from apps.gateways.validate import validate
@@ -79,7 +80,11 @@ def _render(run: _Run) -> str:
     request = render_request_for(
         gateway=deployment.gateway, snapshot=deployment.snapshot, deployment_id=str(deployment.pk)
     )
-    request = replace(request, install_directory=run.transport.release_path(deployment.release))
+    request = replace(
+        request,
+        install_directory=run.transport.release_path(deployment.release),
+        revocation_list=revocation_list_path(gateway=deployment.gateway, transport=run.transport),
+    )
     run.rendered = render(deployment.gateway.kind, request)
     run.tls = bool(request.certificates)
     accepted_kids = {
@@ -95,6 +100,7 @@ def _render(run: _Run) -> str:
 def _validate(run: _Run) -> str:
     release = run.deployment.release
     run.transport.stage(release, run.rendered)
+    revocation_list_refresh(gateway=run.deployment.gateway, transport=run.transport)
     result = validate(run.rendered, directory=run.transport.release_path(release), run=run.transport.run)
     if not result.ok:
         raise StepFailed("invalid config: " + "; ".join(f"{p.check}: {p.message}" for p in result.problems))

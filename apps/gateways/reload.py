@@ -31,11 +31,10 @@ class ReloadFailed(Exception):
 
 
 def reload_proxy(*, kind: str, transport: Transport) -> None:
-    run = posixpath.join(transport.directory, RUN)
     if kind == "haproxy":
-        _reload_haproxy(transport, posixpath.join(run, HAPROXY_MASTER_SOCKET))
+        _reload_haproxy(transport, haproxy_master_socket(transport))
     elif kind == "lighttpd":
-        _restart_lighttpd(transport, posixpath.join(run, LIGHTTPD_PID_FILE))
+        _restart_lighttpd(transport, posixpath.join(transport.directory, RUN, LIGHTTPD_PID_FILE))
     else:
         raise ReloadFailed(f"no reload for proxy kind {kind!r}")
 
@@ -43,16 +42,20 @@ def reload_proxy(*, kind: str, transport: Transport) -> None:
 # HAProxy ---------------------------------------------------------------------------------------
 
 
-def _master_command(transport: Transport, path: str, command: str) -> str:
-    """One command on the master CLI. The master answers once the client half-closes (as socat does
-    at the end of its input) and then closes the connection."""
+def haproxy_master_socket(transport: Transport) -> str:
+    return posixpath.join(transport.directory, RUN, HAPROXY_MASTER_SOCKET)
+
+
+def master_command(transport: Transport, path: str, command: str) -> str:
+    """One command on the master CLI (``@1 <command>`` for the current worker). The master answers
+    once the client half-closes (as socat does at the end of its input) and then closes the connection."""
     answer = transport.unix_request(path, f"{command}\n".encode(), timeout=MASTER_TIMEOUT_SECONDS)
     return answer.decode(errors="replace")
 
 
 def _master_counters(transport: Transport, path: str) -> tuple[int, int]:
     """(reloads, failed reloads) from the master's ``show proc``."""
-    answer = _master_command(transport, path, "show proc")
+    answer = master_command(transport, path, "show proc")
     match = _MASTER_LINE.search(answer)
     if match is None:
         raise ReloadFailed(f"unexpected answer from the HAProxy master at {path}: {answer[:200]!r}")
@@ -62,7 +65,7 @@ def _master_counters(transport: Transport, path: str) -> tuple[int, int]:
 def _reload_haproxy(transport: Transport, path: str) -> None:
     try:
         reloads, _ = _master_counters(transport, path)
-        _master_command(transport, path, "reload")
+        master_command(transport, path, "reload")
     except NotASocket:
         raise ReloadFailed(f"no HAProxy master socket at {path}: is haproxy running with -W -S {path}?") from None
     except TransportError as error:

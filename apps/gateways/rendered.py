@@ -2,7 +2,8 @@
 
 Contract for renderers: every path a config references is relative to that directory (HAProxy
 resolves them against the config file with ``default-path config``), so the very bytes that were
-validated are the bytes that get deployed.
+validated are the bytes that get deployed. The one exception is named in ``external_files``: the
+revocation list, which changes while a release is live (renderers/base.py).
 """
 
 import hashlib
@@ -27,6 +28,7 @@ class RenderedConfig:
     main: str  # the file the proxy is started with
     files: Mapping[str, RenderedFile]
     lua_modules: tuple[str, ...] = ()  # modules the scripts require at run time (validate() loads them)
+    external_files: tuple[str, ...] = ()  # absolute paths the config names outside its directory
 
     def __post_init__(self):
         for name in self.files:

@@ -6,7 +6,10 @@ from django.db import OperationalError
 from apps.core.actors import Actor
 from apps.gateways.drift import gateways_drift_check
 from apps.gateways.proof import gateways_live_prove
+from apps.gateways.revocations import RevocationsBusy, revocations_apply, revocations_sweep
+from apps.gateways.runtime import RuntimeUpdateFailed
 from apps.gateways.services import DeploymentBusy, deployment_run, deployments_sweep, gateways_keys_renew
+from apps.gateways.transports import TransportError
 
 
 @shared_task(
@@ -44,3 +47,23 @@ def deployments_sweep_task() -> list[int]:
 def gateways_live_prove_task() -> dict[str, bool]:
     """Gateway name -> whether its live snapshot passed the full proof."""
     return {gateway.name: result.ok for gateway, result in gateways_live_prove(actor=Actor.system("full-proof"))}
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(RevocationsBusy, RuntimeUpdateFailed, TransportError, OperationalError),
+    retry_backoff=1,
+    retry_backoff_max=30,
+    max_retries=6,
+    soft_time_limit=50,
+    time_limit=55,
+)
+def revocations_apply_task(gateway_id: int) -> int | None:
+    """Returns how many entries the gateway's list holds (None: the gateway is not deployed from here)."""
+    applied = revocations_apply(gateway_id=gateway_id, actor=Actor.system("revocations"))
+    return None if applied is None else applied.entries
+
+
+@shared_task(acks_late=True, soft_time_limit=50, time_limit=55)
+def revocations_sweep_task() -> list[int]:
+    return revocations_sweep()

@@ -84,7 +84,7 @@ def _rendered_name(directory: PurePosixPath, reference: str) -> str | None:
 def _missing(
     rendered: RenderedConfig, directory: PurePosixPath, references: set[str], source: str
 ) -> Iterator[Problem]:
-    for reference in sorted(references):
+    for reference in sorted(references - set(rendered.external_files)):
         name = _rendered_name(directory, reference)
         if name is None:
             yield Problem("reference", f"{source} refers to {reference}, outside the rendered files")

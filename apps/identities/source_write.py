@@ -7,7 +7,9 @@ bulk statements (a fixed number per run, not per row), inside the caller's trans
   but loses its members;
 - memberships: each group the fetch names gets exactly the members it lists;
 - the audit log: per access-relevant change an event (identity imported with its groups,
-  deactivated, reactivated, membership gained or lost, effective roles changed).
+  deactivated, reactivated, membership gained or lost, effective roles changed);
+- revocations: an identity deactivated or losing a role has the tokens it already holds refused
+  at the gateways where that changes what it reaches (apps/gateways/revocations.py).
 
 ``source_apply`` writes a sync's fetch; ``identity_read_apply`` one identity read on its own (an
 event hook said it changed). A sync's fetch takes minutes at scale: an identity written after it
@@ -23,6 +25,7 @@ from django.utils import timezone
 from apps.audit.services import AuditedChange, audit_record_many
 from apps.core.actors import Actor
 from apps.core.db import rows_insert
+from apps.gateways.revocations import AccessChange, access_changes, access_losses_revoke
 from apps.identities.connectors.base import Fetch, GroupRecord, IdentityRead, IdentityRecord, MembershipRecord
 from apps.identities.models import Group, Identity, IdentitySource, Membership
 from apps.policies.roles import effective_roles_by_identity, role_grants_for
@@ -270,11 +273,20 @@ def source_apply(
     group_ids = _groups_write(source, fetched, outcome)
     _memberships_write(source, fetched, identity_ids, group_ids, new_identities, outcome, changes, untouched=untouched)
     _imported_events(fetched, identity_ids, new_identities, changes)
-    outcome.counts["roles_changed"] = _role_changes(
-        roles_before, effective_roles_by_identity(source_id=source.pk), changes
-    )
+    roles_after = effective_roles_by_identity(source_id=source.pk)
+    outcome.counts["roles_changed"] = _role_changes(roles_before, roles_after, changes)
     audit_record_many(actor=actor, changes=changes.items)
+    _access_losses_revoke(roles_before, roles_after, outcome, actor)
     return outcome
+
+
+def _access_losses_revoke(
+    before: dict[int, set[str]], after: dict[int, set[str]], outcome: Outcome, actor: Actor
+) -> None:
+    """Tokens already issued to identities that lost access stop working at the gateways."""
+    revoked = access_losses_revoke(changes=access_changes(before, after), actor=actor)
+    if revoked:
+        outcome.counts["tokens_revoked"] = len({revocation.subject for revocation in revoked})
 
 
 # One identity read on its own ----------------------------------------------------------------
@@ -339,6 +351,11 @@ def identity_read_apply(*, source: IdentitySource, read: IdentityRead, actor: Ac
             {identity_id: set(roles_before or ())}, {identity_id: set(roles_after or ())}, changes
         )
     audit_record_many(actor=actor, changes=changes.items)
+    if identity_id is not None:
+        access_losses_revoke(
+            changes=[AccessChange(identity_id, f"{source.slug}:{read.external_id}", roles_before, roles_after)],
+            actor=actor,
+        )
     return IdentityRefresh(
         subject=f"{source.slug}:{read.external_id}",
         identity_id=identity_id,

@@ -1,7 +1,8 @@
 """Writes for roles, mappings, applications, gateways, routes, access rules and snapshots.
 
 Each write validates at the boundary (``full_clean`` normalizes hosts, paths, URLs, CIDRs,
-methods), saves, and records its audit event in one transaction: nothing is half-saved.
+methods), saves, and records its audit event in one transaction: nothing is half-saved. A mapping
+edited or deleted revokes the tokens of whoever it takes a role from.
 """
 
 from collections.abc import Iterable
@@ -15,6 +16,7 @@ from apps.core.actors import Actor
 from apps.core.canonical import canonical_json
 from apps.core.db import read_consistently
 from apps.core.services import model_create, model_delete, model_update
+from apps.gateways.revocations import access_losses_revoked
 from apps.identities.models import Group, Identity, IdentitySource
 from apps.policies.choices import Effect
 from apps.policies.models import AccessRule, Application, Gateway, PolicySnapshot, Role, RoleMapping, Route
@@ -68,12 +70,18 @@ def role_mapping_create(
     )
 
 
+@transaction.atomic
 def role_mapping_update(*, mapping: RoleMapping, actor: Actor, data: dict) -> RoleMapping:
-    return model_update(instance=mapping, actor=actor, data=data)[0]
+    """Whoever loses a role by it has the tokens it holds revoked (apps/gateways/revocations.py)."""
+    with access_losses_revoked(actor=actor):
+        return model_update(instance=mapping, actor=actor, data=data)[0]
 
 
+@transaction.atomic
 def role_mapping_delete(*, mapping: RoleMapping, actor: Actor) -> None:
-    model_delete(instance=mapping, actor=actor)
+    """Whoever loses a role by it has the tokens it holds revoked (apps/gateways/revocations.py)."""
+    with access_losses_revoked(actor=actor):
+        model_delete(instance=mapping, actor=actor)
 
 
 def application_create(

@@ -18,7 +18,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from apps.core.crypto import Secret
 from apps.credentials.assertions import assertion_key_bytes
 from apps.gateways.renderers import render
-from apps.gateways.renderers.base import IDENTITY_HEADERS, RenderError, RenderRequest, VerificationKey
+from apps.gateways.renderers.base import (
+    IDENTITY_HEADERS,
+    RenderError,
+    RenderRequest,
+    RevokedSubject,
+    VerificationKey,
+)
+from apps.gateways.renderers.haproxy import HaproxyRenderer
 from apps.gateways.validate import validate
 from apps.policies.snapshot import compile_policy
 from tests.policies.builder import route, rule, rule_key
@@ -144,6 +151,25 @@ def test_the_config_deletes_every_identity_header_by_its_shared_prefix():
 def test_the_golden_config_passes_validation():
     result = validate(render("haproxy", _request()))
     assert result.problems == ()
+
+
+@pytest.mark.slow
+def test_a_revocation_list_beside_the_releases_is_read_by_absolute_path_and_must_exist(tmp_path):
+    revocations = tmp_path / "shared" / "revoked.map"
+    rendered = render("haproxy", _request(revocation_list=str(revocations)))
+    config = rendered.files["haproxy.cfg"].content.decode()
+    assert f"map_str_int({revocations})" in config
+    assert "revoked.map" not in rendered.files and rendered.external_files == (str(revocations),)
+    release = tmp_path / "releases" / "1"
+    rendered.write_to(release)
+    missing = validate(rendered, directory=release)
+    assert not missing.ok and str(revocations) in missing.problems[0].message  # haproxy -c opens it
+    revocations.parent.mkdir()
+    revocations.write_bytes(
+        HaproxyRenderer().revocations_render(gateway="edge", entries=[RevokedSubject("okta:00u1", 1700000000)])
+    )
+    assert validate(rendered, directory=release).ok
+    assert revocations.read_text() == "okta:00u1 1700000000\n"
 
 
 @pytest.mark.slow

@@ -13,8 +13,8 @@ import pytest
 
 from apps.core.crypto import Secret
 from apps.gateways.renderers import render
-from apps.gateways.renderers.base import RenderError, RenderRequest, VerificationKey
-from apps.gateways.renderers.lighttpd import lua_string
+from apps.gateways.renderers.base import RenderError, RenderRequest, RevokedSubject, VerificationKey
+from apps.gateways.renderers.lighttpd import LighttpdRenderer, lua_string
 from apps.gateways.validate import validate
 from tests.policies.builder import policy, route, rule, rule_key
 from tests.support.keys import golden_assertion_key
@@ -104,6 +104,7 @@ def test_golden_files():
         "policyhub_gate.lua": 0o644,
         "policyhub_policy.lua": 0o600,
         "policyhub_response.lua": 0o644,
+        "policyhub_revocations.lua": 0o644,
     }
 
 
@@ -213,10 +214,40 @@ def test_an_install_directory_names_every_file_absolutely(tmp_path):
     rendered = lighttpd(request)
     conf = rendered.files["lighttpd.conf"].content.decode()
     assert "var.CWD" not in conf
-    assert f'magnet.attract-raw-url-to = ("{install}/policyhub_policy.lua")' in conf
+    assert (
+        f'magnet.attract-raw-url-to = ("{install}/policyhub_revocations.lua", "{install}/policyhub_policy.lua")' in conf
+    )
     # validated in place, as the deploy pipeline does with a staged release
     rendered.write_to(install)
     assert validate(rendered, directory=install).ok
+
+
+def test_a_revocation_list_beside_the_releases_is_named_absolutely_and_not_rendered(tmp_path):
+    install, revocations = tmp_path / "releases" / "7", tmp_path / "shared" / "policyhub_revocations.lua"
+    request = replace(render_request(small_policy()), install_directory=str(install), revocation_list=str(revocations))
+    rendered = lighttpd(request)
+    conf = rendered.files["lighttpd.conf"].content.decode()
+    assert f'magnet.attract-raw-url-to = ("{revocations}", "{install}/policyhub_policy.lua")' in conf
+    assert "policyhub_revocations.lua" not in rendered.files
+    assert rendered.external_files == (str(revocations),)
+    rendered.write_to(install)
+    assert validate(rendered, directory=install).ok  # the external list is not a missing reference
+
+
+@pytest.mark.parametrize("path", ["relative.lua", "/srv/a b.lua", "/srv/../etc/x.lua", '/srv/"x.lua'])
+def test_a_revocation_list_path_that_cannot_be_written_safely_is_refused(path):
+    with pytest.raises(RenderError, match="revocation list"):
+        lighttpd(replace(render_request(small_policy()), revocation_list=path))
+
+
+def test_the_revocation_script_compiles_and_lists_each_subject(tmp_path):
+    script = LighttpdRenderer().revocations_render(
+        gateway="edge", entries=[RevokedSubject("okta:00u1", 1700000000), RevokedSubject("space:a.b@c-d", 5)]
+    )
+    path = tmp_path / "revocations.lua"
+    path.write_bytes(script)
+    subprocess.run(["luac5.4", "-p", str(path)], check=True)
+    assert b'["okta:00u1"] = 1700000000,' in script and b'["space:a.b@c-d"] = 5,' in script
 
 
 @pytest.mark.parametrize("directory", ["relative/dir", "/", '/srv/a"b', "/srv/a\nb", "/srv/../etc", "/srv/a b"])

@@ -238,6 +238,28 @@ def test_a_unix_socket_request_half_closes_and_reads_the_answer_to_the_end(conne
         connect().unix_request(str(tmp_path / "nothing.sock"), b"x", timeout=5)
 
 
+def test_a_shared_file_is_replaced_whole_with_its_mode_beside_the_releases(connect, tmp_path):
+    transport = connect()
+    transport.stage("1", _rendered("one"))
+    transport.activate("1")
+    path = transport.shared_file_replace("revoked.map", b"okta:a 1\n")
+    assert path == str(tmp_path / "deploy" / "shared" / "revoked.map") == transport.shared_path("revoked.map")
+    before = os.stat(path).st_ino
+    assert transport.shared_file_replace("revoked.map", b"okta:b 2\n", mode=0o600) == path
+    shared = tmp_path / "deploy" / "shared"
+    assert (shared / "revoked.map").read_bytes() == b"okta:b 2\n"
+    assert (shared / "revoked.map").stat().st_mode & 0o777 == 0o600
+    assert os.stat(path).st_ino != before  # renamed into place: a reader never sees half a file
+    assert [entry.name for entry in shared.iterdir()] == ["revoked.map"]  # no partial copy left
+    assert set(transport.file_hashes("1")) == {"haproxy.cfg", "keys/k1.pem"}  # the release is untouched
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "", ".hidden"])
+def test_shared_file_names_must_be_plain(connect, name):
+    with pytest.raises(TransportError, match="not a plain file name"):
+        connect().shared_file_replace(name, b"x")
+
+
 def test_read_file_returns_the_bytes_or_says_what_is_missing(connect, tmp_path):
     (tmp_path / "lighttpd.pid").write_bytes(b"1234\n")
     transport = connect()

@@ -13,6 +13,7 @@ from apps.audit.models import AuditEvent
 from apps.core.actors import Actor
 from apps.core.choices import Trigger
 from apps.core.crypto import Secret
+from apps.gateways.models import Revocation
 from apps.identities.choices import SyncState
 from apps.identities.connectors.base import GroupRecord, IdentityRecord, MembershipRecord, TransientError
 from apps.identities.connectors.okta import OktaConnector, identity_record
@@ -27,7 +28,8 @@ from apps.identities.refresh import (
 )
 from apps.identities.sync import identity_source_sync
 from apps.policies import services as policies
-from apps.policies.choices import MatchKind
+from apps.policies.choices import AuthMode, MatchKind
+from apps.policies.models import Role
 from tests.factories import RoleFactory
 from tests.fakes.okta import PAYLOADS, FakeOkta
 from tests.support.sources import okta_source
@@ -175,6 +177,46 @@ def test_a_deactivated_user_loses_every_role_and_a_deleted_one_is_deactivated_ke
     assert suspended.outcome.deactivated == deleted.outcome.deactivated == 1
     assert _groups_of(bob) == {"admins", "Everyone"}  # history kept, as after a full sync
     assert AuditEvent.objects.filter(action="identity.deactivated").count() == 2
+
+
+@pytest.fixture
+def admin_gateway(db):
+    """Gateway "ops": /admin needs role 'admin'."""
+    gateway = policies.gateway_create(
+        actor=ACTOR, name="ops", kind="haproxy", listen_address="127.0.0.1:8443", public_hostnames=["ops.test"]
+    )
+    application = policies.application_create(actor=ACTOR, name="ops", slug="ops")
+    route = policies.route_create(
+        actor=ACTOR, gateway=gateway, application=application, host="ops.test", path_prefix="/admin",
+        upstream_url="http://127.0.0.1:9000",
+    )  # fmt: skip
+    policies.access_rule_create(
+        actor=ACTOR, route=route, auth_mode=AuthMode.ROLES, roles=[Role.objects.get(slug="admin")]
+    )
+    policies.snapshot_build(actor=ACTOR)
+    return gateway
+
+
+def test_users_who_lose_access_have_their_tokens_revoked_where_it_mattered(okta, source, synced, admin_gateway):
+    alice, bob = synced
+    okta.set_status(alice, "SUSPENDED")
+    okta.move_member(bob, okta.group_id("admins"), okta.group_id("staff"))
+
+    _refresh(source, alice, bob)
+
+    revoked = {(r.subject, r.reason, tuple(r.roles_lost)) for r in Revocation.objects.filter(gateway=admin_gateway)}
+    assert revoked == {(f"okta:{alice}", "deactivated", ("admin",)), (f"okta:{bob}", "roles_lost", ("admin",))}
+
+
+def test_a_sync_revokes_the_tokens_of_users_who_lost_access(okta, source, synced, admin_gateway):
+    alice, _bob = synced
+    okta.delete_user(alice)
+
+    run = _sync(source)
+
+    (revocation,) = Revocation.objects.filter(gateway=admin_gateway)
+    assert (revocation.subject, revocation.reason) == (f"okta:{alice}", "deactivated")
+    assert run.counts["tokens_revoked"] == 1
 
 
 def test_a_new_user_in_a_group_policyhub_does_not_know_yet_is_imported_with_the_group(okta, source, synced):

@@ -16,13 +16,15 @@ FAULTS_VARIABLE = "POLICYHUB_WORKER_FAULTS"
 
 def refused_by_the_proxy(render):
     """``render`` wrapped so the main config it renders gets a line the proxy refuses."""
-    from apps.gateways.rendered import RenderedConfig, RenderedFile
+    from dataclasses import replace
+
+    from apps.gateways.rendered import RenderedFile
 
     def broken_render(kind, request):
         rendered = render(kind, request)
         files = dict(rendered.files)
         files[rendered.main] = RenderedFile(rendered.files[rendered.main].content + b"\nthis is { not a config\n")
-        return RenderedConfig(kind=rendered.kind, main=rendered.main, files=files, lua_modules=rendered.lua_modules)
+        return replace(rendered, files=files)
 
     return broken_render
 

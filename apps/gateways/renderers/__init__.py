@@ -21,10 +21,13 @@ def _load_all() -> None:
         importlib.import_module(f"{__name__}.{module}")
 
 
-def render(kind: str, request: RenderRequest) -> RenderedConfig:
+def renderer_for(kind: str) -> Renderer:
     _load_all()
     try:
-        renderer = _RENDERERS[kind]
+        return _RENDERERS[kind]
     except KeyError:
         raise LookupError(f"no renderer for gateway kind {kind!r}") from None
-    return renderer.render(request)
+
+
+def render(kind: str, request: RenderRequest) -> RenderedConfig:
+    return renderer_for(kind).render(request)

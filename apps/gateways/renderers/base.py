@@ -15,8 +15,9 @@ nothing else there. Request handling every renderer implements, in decide()'s or
    then the longest path prefix on segment boundaries; no route → 404. Methods → 405.
 5. Edge token from ``Authorization: Bearer``: ``kid`` must be one of ``keys`` with the algorithm
    pinned to it; signature, ``exp``/``nbf`` (30 s leeway), ``iss`` == issuer, ``aud`` == gateway name,
-   ``sub`` in ``[A-Za-z0-9@._:-]{1,64}``. Any failure means "no identity" (never a 401 by itself:
-   a public route still answers). Roles come from the token (``roles`` / ``roles_csv``).
+   ``sub`` in ``[A-Za-z0-9@._:-]{1,64}``; and its ``sub`` not on the revocation list with a time at
+   or after its ``iat`` (apps/gateways/revocations.py). Any failure means "no identity" (never a 401
+   by itself: a public route still answers). Roles come from the token (``roles`` / ``roles_csv``).
    On a route with ``signed_links``, a GET or HEAD whose query is exactly a signed link
    (apps/credentials/links.py) with a kid of ``link_keys``, an expiry still ahead, a rule key of one
    of the route's allow rules and the right mac is judged as ``decide(…, signed_link=rule key)``
@@ -31,9 +32,14 @@ nothing else there. Request handling every renderer implements, in decide()'s or
    route's upstream (or ``upstream_override``); with ``cache_seconds`` the response gets
    ``Cache-Control: private, max-age=N`` (``public`` on public rules), else ``no-store``.
 What a proxy cannot express raises ``RenderError`` naming the route or rule and the reason.
+
+The revocation list changes while a release is live, so it is not part of one: the config names it
+by an absolute path (``RenderRequest.revocation_list``) and ``Renderer.revocations_render`` writes
+its content, which the proxy takes up without a reload.
 """
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -67,6 +73,8 @@ def cache_control(auth_mode: str, cache_seconds: int) -> str:
 
 
 LINK_RULE_KEY = re.compile(r"^[0-9a-f]{16}$")  # what a signed link's ph_rule may name
+# An absolute path both proxies' configs can carry without quoting.
+_PLAIN_ABSOLUTE_PATH = re.compile(r"(/[A-Za-z0-9._@+-]+)+")
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,18 @@ class RenderRequest:
     # The HS256 key the proxy signs identity assertions with (derived from the gateway's root; no
     # key: no assertions, but client-sent ones are still removed).
     assertion_key: VerificationKey | None = None
+    # Absolute path of the gateway's revocation list, which lives beside the releases (it changes
+    # while one is live); empty: an empty list rendered with the config (proofs and checks, whose
+    # tokens are fresh and never revoked).
+    revocation_list: str = ""
+
+
+@dataclass(frozen=True)
+class RevokedSubject:
+    """The gateway refuses ``subject``'s tokens issued (``iat``) at or before ``revoked_before``."""
+
+    subject: str
+    revoked_before: int  # Unix seconds
 
 
 class RenderError(Exception):
@@ -157,7 +177,25 @@ def tls_material(certificate: TlsCertificate, where: str) -> tuple[bytes, bytes]
     return chain, key
 
 
+def revocation_list_reference(request: RenderRequest, file_name: str) -> tuple[str, tuple[str, ...]]:
+    """(how the config names the revocation list, the external files that makes): the request's
+    absolute path, or ``file_name`` beside the config when the request names none."""
+    path = request.revocation_list
+    if not path:
+        return file_name, ()
+    if not _PLAIN_ABSOLUTE_PATH.fullmatch(path) or "/../" in f"{path}/" or "/./" in f"{path}/":
+        raise RenderError(
+            f"gateway {request.gateway}",
+            f"revocation list {path!r} must be an absolute path of letters, digits and . _ @ + - without . or ..",
+        )
+    return path, (path,)
+
+
 class Renderer(Protocol):
     kind: str
+    revocation_file: str  # the revocation list's file name
 
     def render(self, request: RenderRequest) -> RenderedConfig: ...
+
+    def revocations_render(self, *, gateway: str, entries: Iterable[RevokedSubject]) -> bytes:
+        """The revocation list's content, in the order given."""

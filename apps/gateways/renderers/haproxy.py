@@ -24,6 +24,7 @@ import base64
 import ipaddress
 import json
 import re
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -39,10 +40,12 @@ from apps.gateways.renderers.base import (
     WELL_KNOWN_PATH,
     RenderError,
     RenderRequest,
+    RevokedSubject,
     TlsCertificate,
     VerificationKey,
     assertion_signing_key,
     cache_control,
+    revocation_list_reference,
     spki_public_key,
     tls_material,
 )
@@ -53,6 +56,7 @@ MAIN = "haproxy.cfg"
 HMAC_SECRETS = "keys/hs256.map"
 LINK_SECRETS = "keys/links.map"
 ASSERTION_KEYS = "keys/assertion.map"
+REVOCATION_LIST = "revoked.map"
 SECRET_FILE_MODE = 0o600
 TOKEN_CACHE_SECONDS = 60
 # HAProxy reads pattern files through its 16 kB trash buffer: a longer line would be split in two.
@@ -380,6 +384,11 @@ def _well_known(request: RenderRequest) -> str:
 
 class HaproxyRenderer:
     kind = "haproxy"
+    revocation_file = REVOCATION_LIST
+
+    def revocations_render(self, *, gateway: str, entries: Iterable[RevokedSubject]) -> bytes:
+        """``<subject> <revoked before>`` lines, the map ``map_str_int`` reads (a subject holds no space)."""
+        return _map_file(f"{entry.subject} {entry.revoked_before}" for entry in entries).content
 
     def render(self, request: RenderRequest) -> RenderedConfig:
         if not _LISTEN_ADDRESS.match(request.listen_address):
@@ -408,6 +417,7 @@ class HaproxyRenderer:
         key_files, signature_checks = _keys(request.keys)
         tls_files, bind_tls = _tls(request.certificates)
         assertion_files, assertion_key_load, assertion_lines = _assertion(request.assertion_key)
+        revocation_list, external_files = revocation_list_reference(request, REVOCATION_LIST)
         config = _fill(
             _source("haproxy.cfg.in"),
             {
@@ -426,6 +436,7 @@ class HaproxyRenderer:
                 "assertion_key_load": assertion_key_load,
                 "backends": backend_sections,
                 "link_secrets": LINK_SECRETS,
+                "revocation_list": revocation_list,
             },
         )
         files = {
@@ -439,7 +450,9 @@ class HaproxyRenderer:
             **assertion_files,
             **tls_files,
         }
-        return RenderedConfig(kind=self.kind, main=MAIN, files=files)
+        if not external_files:
+            files[REVOCATION_LIST] = RenderedFile(self.revocations_render(gateway=request.gateway, entries=()))
+        return RenderedConfig(kind=self.kind, main=MAIN, files=files, external_files=external_files)
 
 
 register(HaproxyRenderer())

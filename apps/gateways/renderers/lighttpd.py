@@ -10,6 +10,7 @@ import hashlib
 import ipaddress
 import json
 import re
+from collections.abc import Iterable
 from functools import cache, lru_cache
 from pathlib import Path
 from string import Template
@@ -26,10 +27,12 @@ from apps.gateways.renderers.base import (
     WELL_KNOWN_PATH,
     RenderError,
     RenderRequest,
+    RevokedSubject,
     TlsCertificate,
     VerificationKey,
     assertion_signing_key,
     cache_control,
+    revocation_list_reference,
     spki_public_key,
     tls_material,
 )
@@ -41,6 +44,7 @@ POLICY_SCRIPT = "policyhub_policy.lua"
 LIBRARY = "policyhub_gate.lua"
 FORWARD_SCRIPT = "policyhub_forward.lua"
 RESPONSE_SCRIPT = "policyhub_response.lua"
+REVOCATION_SCRIPT = "policyhub_revocations.lua"
 UPSTREAM_HEADER = "X-Policyhub-Upstream"
 CACHE_CONTROL_ENV = "POLICYHUB_CACHE_CONTROL"
 SECRET_FILE_MODE = 0o600
@@ -367,11 +371,19 @@ def _listen(address: str, gateway: str) -> tuple[str, int]:
 
 class LighttpdRenderer:
     kind = "lighttpd"
+    revocation_file = REVOCATION_SCRIPT
+
+    def revocations_render(self, *, gateway: str, entries: Iterable[RevokedSubject]) -> bytes:
+        """A top-level mod_magnet script (hot-reloaded) holding the list as a Lua table."""
+        table = "{" + "".join(f"\n    [{lua_string(entry.subject)}] = {entry.revoked_before}," for entry in entries)
+        table += "\n  }" if len(table) > 1 else "}"
+        return _template(f"{REVOCATION_SCRIPT}.in", gateway=gateway, version=lua_string(_sha256(table)), entries=table)
 
     def render(self, request: RenderRequest) -> RenderedConfig:
         bind, port = _listen(request.listen_address, request.gateway)
         upstreams = _Upstreams(request.upstream_override)
         paths = _FilePaths(request.install_directory, request.gateway)
+        revocation_list, external_files = revocation_list_reference(request, REVOCATION_SCRIPT)
         tls_files, tls_settings = _tls(request.certificates, request.gateway, paths)
         policy = _policy_lua(request, upstreams)
         library = _source(LIBRARY).encode()
@@ -389,6 +401,9 @@ class LighttpdRenderer:
             port=str(port),
             tls=tls_settings,
             document_root=paths.conf_expression("no-static-files"),
+            revocation_script=_conf_string(revocation_list)
+            if external_files
+            else paths.conf_expression(REVOCATION_SCRIPT),
             policy_script=paths.conf_expression(POLICY_SCRIPT),
             forward_script=paths.conf_expression(FORWARD_SCRIPT),
             response_script=paths.conf_expression(RESPONSE_SCRIPT),
@@ -407,9 +422,15 @@ class LighttpdRenderer:
             ),
             **tls_files,
         }
+        if not external_files:
+            files[REVOCATION_SCRIPT] = RenderedFile(self.revocations_render(gateway=request.gateway, entries=()))
         asymmetric = any(key.algorithm in ASYMMETRIC_ALGORITHMS for key in request.keys)
         return RenderedConfig(
-            kind=self.kind, main=MAIN, files=files, lua_modules=LUA_MODULES + (LUAOSSL_MODULES if asymmetric else ())
+            kind=self.kind,
+            main=MAIN,
+            files=files,
+            lua_modules=LUA_MODULES + (LUAOSSL_MODULES if asymmetric else ()),
+            external_files=external_files,
         )
 
 

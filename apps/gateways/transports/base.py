@@ -2,9 +2,11 @@
 
 A gateway's deploy directory holds ``releases/<release>/`` (one rendered config each) and
 ``current``, which names the live release; flipping ``current`` is the only step that changes what
-the proxy loads on its next reload, so it must be atomic. ``ReleaseTree`` implements that layout
-once over a handful of filesystem primitives; each transport supplies the primitives for where the
-gateway lives (this host, or one reached over SSH) and the commands the pipeline runs there.
+the proxy loads on its next reload, so it must be atomic. ``shared/`` holds what every release
+names and what changes while one is live (the revocation list), each file replaced atomically.
+``ReleaseTree`` implements that layout once over a handful of filesystem primitives; each transport
+supplies the primitives for where the gateway lives (this host, or one reached over SSH) and the
+commands the pipeline runs there.
 """
 
 import hashlib
@@ -20,8 +22,10 @@ from apps.gateways.rendered import RenderedConfig
 
 # Release names become directory names: a plain slug can never climb out of releases/.
 RELEASE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+SHARED_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 RELEASES = "releases"
 CURRENT = "current"
+SHARED = "shared"  # files every release names and that change while one is live (the revocation list)
 PARTIAL_SUFFIX = ".partial"
 KEEP_RELEASES = 5  # in all, the live one included: enough to roll back by hand, few enough to stay small
 COMMAND_NOT_FOUND = 127  # what a POSIX shell exits with when it cannot find a command
@@ -74,6 +78,13 @@ class Transport(Protocol):
 
     def file_hashes(self, release: str) -> dict[str, str]:
         """sha256 of each file of a staged release, by its name relative to the release directory."""
+
+    def shared_path(self, name: str) -> str:
+        """The absolute path ``<directory>/shared/<name>`` has on the gateway's host."""
+
+    def shared_file_replace(self, name: str, content: bytes, *, mode: int = 0o644) -> str:
+        """Replace ``<directory>/shared/<name>`` atomically (a reader sees the old file or the new one,
+        never a part); returns its absolute path. For what changes while a release is live."""
 
     def run(self, argv: list[str], *, cwd: str | None = None, timeout: float) -> CommandResult:
         """Run a program on the gateway's host; raises TransportError if it outlives ``timeout``."""
@@ -136,6 +147,10 @@ class ReleaseTree(ABC):
     @abstractmethod
     def _write_release(self, path: str, rendered: RenderedConfig) -> None:
         """Create the directory ``path`` and write every file into it with its mode."""
+
+    @abstractmethod
+    def _write_file(self, path: str, content: bytes, mode: int) -> None:
+        """Create (or truncate) the file ``path`` with exactly ``mode`` and write ``content``."""
 
     @abstractmethod
     def _remove_tree(self, path: str) -> None:
@@ -227,6 +242,23 @@ class ReleaseTree(ABC):
             raise TransportError(f"release {release} is live; activate another one before discarding it")
         self._remove_tree(target + PARTIAL_SUFFIX)
         self._remove_tree(target)
+
+    def shared_path(self, name: str) -> str:
+        if not SHARED_NAME.fullmatch(name):
+            raise TransportError(f"shared file name {name!r} is not a plain file name")
+        return posixpath.join(self.directory, SHARED, name)
+
+    def shared_file_replace(self, name: str, content: bytes, *, mode: int = 0o644) -> str:
+        path = self.shared_path(name)
+        self._make_dirs(posixpath.dirname(path))
+        partial = f"{path}.{secrets.token_hex(8)}{PARTIAL_SUFFIX}"
+        try:
+            self._write_file(partial, content, mode)
+            self._rename(partial, path)
+        except Exception:
+            self._remove_link(partial)  # unlinks a file as well as a link
+            raise
+        return path
 
     def file_hashes(self, release: str) -> dict[str, str]:
         root = self.release_path(release)

@@ -51,6 +51,12 @@ class LocalTransport(ReleaseTree):
         Path(path).mkdir()
         rendered.write_to(Path(path))
 
+    def _write_file(self, path: str, content: bytes, mode: int) -> None:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content)
+        os.chmod(path, mode)  # exactly: the umask may have narrowed it
+
     def _remove_tree(self, path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 

@@ -156,20 +156,25 @@ class SshTransport(ReleaseTree):
     def _make_dirs(self, path: str) -> None:
         self._call(f"create {path}", lambda: self._sftp.makedirs(path, exist_ok=True))
 
+    async def _upload(self, target: str, content: bytes, mode: int) -> None:
+        # Created with its own mode (a secret is never readable by others, not even for a moment),
+        # then set exactly: the server's umask may have narrowed it.
+        async with self._sftp.open(target, "wb", attrs=asyncssh.SFTPAttrs(permissions=mode)) as remote:
+            await remote.write(content)
+        await self._sftp.chmod(target, mode)
+
     def _write_release(self, path: str, rendered: RenderedConfig) -> None:
         async def upload() -> None:
             await self._sftp.mkdir(path)
             for name, file in rendered.files.items():
                 target = posixpath.join(path, name)
                 await self._sftp.makedirs(posixpath.dirname(target), exist_ok=True)
-                # Created with its own mode (a secret is never readable by others, not even for a
-                # moment), then set exactly: the server's umask may have narrowed it.
-                attrs = asyncssh.SFTPAttrs(permissions=file.mode)
-                async with self._sftp.open(target, "wb", attrs=attrs) as remote:
-                    await remote.write(file.content)
-                await self._sftp.chmod(target, file.mode)
+                await self._upload(target, file.content, file.mode)
 
         self._call(f"upload to {path}", upload)
+
+    def _write_file(self, path: str, content: bytes, mode: int) -> None:
+        self._call(f"upload {path}", lambda: self._upload(path, content, mode))
 
     def _remove_tree(self, path: str) -> None:
         async def remove() -> None:
