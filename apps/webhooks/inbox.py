@@ -8,7 +8,8 @@ and never twice.
 - ``inbound_event_process`` runs the sender's handler under the event's advisory lock, so two
   workers handed the same event (a redelivery, the sweep) never both act on it; a finished event is
   left alone. A handler's failure is recorded on the event (``failed``, with the error) and retried
-  up to ``MAX_ATTEMPTS`` times by the sweep.
+  up to ``MAX_ATTEMPTS`` times by the sweep, as is an attempt cut short by its worker's death; an
+  event out of attempts whose last one was cut short is failed too (and its waiting deployments).
 - ``inbound_events_sweep`` hands over again what nobody works on: pending events older than
   ``SWEEP_PENDING_AFTER`` (accepted while the broker was down, or lost with a worker before it
   started) and events left ``processing`` by a worker that died (their lock is free).
@@ -27,6 +28,7 @@ from apps.audit.services import audit_record
 from apps.core.actors import Actor
 from apps.core.broker import task_hand_over
 from apps.core.db import LockBusy, advisory_lock, advisory_lock_held
+from apps.gateways.services import deployment_abandon
 from apps.identities.connectors.base import ConnectorError
 from apps.webhooks.choices import EventState
 from apps.webhooks.models import InboundEvent, WebhookReceiver
@@ -113,6 +115,8 @@ def inbound_event_process(*, event_id: int, actor: Actor) -> InboundEvent:
         with _event_lock(event_id):
             event = InboundEvent.objects.select_related("receiver").get(pk=event_id)
             if event.state == EventState.DONE or event.attempts >= MAX_ATTEMPTS:
+                if event.state == EventState.PROCESSING:  # its last attempt died with its worker
+                    _give_up(event, actor)
                 return event
             InboundEvent.objects.filter(pk=event.pk).update(state=EventState.PROCESSING, attempts=F("attempts") + 1)
             event.refresh_from_db()
@@ -133,6 +137,17 @@ def _run_handler(event: InboundEvent, actor: Actor) -> InboundEvent:
         return event
     _finish(event, state=EventState.DONE, actor=actor, last_error="", outcome=outcome)
     return event
+
+
+def _give_up(event: InboundEvent, actor: Actor) -> None:
+    """Fail an event out of attempts whose last one was cut short (its worker killed, out of memory
+    or past its time limit), rather than leave it ``processing`` for the sweep to hand over for ever;
+    the deployments it holds waiting (a Space automation's) fail with it, so no job polls for ever."""
+    reason = f"gave up after {event.attempts} attempts, the last cut short by its worker's death"
+    with transaction.atomic():
+        for deployment in event.deployments.all():
+            deployment_abandon(deployment=deployment, actor=actor, reason=f"inbound event {event.pk} {reason}")
+        _finish(event, state=EventState.FAILED, actor=actor, last_error=reason, outcome=event.outcome)
 
 
 def _finish(event: InboundEvent, *, state: str, actor: Actor, last_error: str, outcome: dict) -> None:

@@ -109,3 +109,14 @@ def test_an_event_left_processing_by_a_dead_worker_is_swept(okta_receiver, outco
     assert inbound_events_sweep() == [event.pk]  # nobody holds its lock
     event.refresh_from_db()
     assert (event.state, event.attempts, calls) == (EventState.DONE, 2, [event.pk])
+
+
+def test_an_event_whose_worker_died_on_every_attempt_is_failed_not_swept_for_ever(okta_receiver, outcomes):
+    _, calls = outcomes
+    event, _ = _accept(okta_receiver)
+    InboundEvent.objects.filter(pk=event.pk).update(state=EventState.PROCESSING, attempts=MAX_ATTEMPTS)
+    assert inbound_events_sweep() == [event.pk]  # nobody holds its lock: handed over once more
+    event.refresh_from_db()
+    assert (event.state, event.attempts, calls) == (EventState.FAILED, MAX_ATTEMPTS, [])
+    assert event.last_error == f"gave up after {MAX_ATTEMPTS} attempts, the last cut short by its worker's death"
+    assert inbound_events_sweep() == []

@@ -291,6 +291,28 @@ def test_a_sync_running_through_every_attempt_fails_the_deployments(
     assert not SyncRun.objects.exists()
 
 
+def test_an_automation_whose_worker_died_on_every_attempt_fails_the_deployments(
+    space, source, automation, edge, job, client, django_capture_on_commit_callbacks
+):
+    with broker_down(), django_capture_on_commit_callbacks(execute=True):
+        response = call(client, request_body(deploy=["edge-a"]))
+    event = InboundEvent.objects.get()
+    InboundEvent.objects.filter(pk=event.pk).update(state=EventState.PROCESSING, attempts=MAX_ATTEMPTS)
+
+    inbound_event_process(event_id=event.pk, actor=INBOX)  # the sweep's hand-over: no worker holds it
+
+    [answered] = response.json()["deployments"]
+    shown = job.get(answered["url"]).json()
+    assert shown["state"] == "failed"
+    assert shown["messages"][-1]["text"] == (
+        f"inbound event {event.pk} gave up after {MAX_ATTEMPTS} attempts, the last cut short by its worker's "
+        "death; nothing was deployed"
+    )
+    event.refresh_from_db()
+    assert (event.state, event.attempts) == (EventState.FAILED, MAX_ATTEMPTS)
+    assert not SyncRun.objects.exists()
+
+
 # Redelivery ------------------------------------------------------------------------------------
 
 
