@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +39,7 @@ from apps.policies import services as policies
 from apps.policies.choices import GatewayKind
 from apps.policies.models import PolicySnapshot
 from tests.support.deploy import ACTOR, Stage, deploy_stage, public_route
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 SWEEPER = Actor.system("deployments-sweep")
@@ -113,12 +113,7 @@ def _sampling(stage: Stage) -> Iterator[Sampler]:
 
 
 def _wait_for(condition: Callable[[], object], *, what: str, timeout: float = FINISH_TIMEOUT_SECONDS) -> object:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout:.0f}s")
-        time.sleep(0.02)
-    return value
+    return wait_for(condition, what=what, timeout=timeout)
 
 
 def _state(deployment: Deployment) -> str:

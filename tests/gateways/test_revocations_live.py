@@ -3,7 +3,6 @@ lost access are refused at once, without a reload, and stay refused across reloa
 tokens issued after the revocation are accepted."""
 
 import re
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
@@ -21,6 +20,7 @@ from apps.identities.models import Identity
 from apps.policies.choices import GatewayKind
 from tests.factories import IdentityFactory
 from tests.support.deploy import ACTOR, Stage, deploy_stage
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 TAKE_UP_TIMEOUT_SECONDS = 10  # lighttpd notices a replaced script within its stat cache's second or two
@@ -42,13 +42,8 @@ def _restarts(stage: Stage) -> int:
     return (stage.directory / "proxy.log").read_text().count("server started")
 
 
-def _eventually(condition: Callable[[], bool], what: str) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > TAKE_UP_TIMEOUT_SECONDS:
-            raise AssertionError(f"{what} not within {TAKE_UP_TIMEOUT_SECONDS}s")
-        time.sleep(0.05)
-    return time.monotonic() - started
+def _eventually(condition: Callable[[], bool], what: str) -> None:
+    wait_for(condition, what=what, timeout=TAKE_UP_TIMEOUT_SECONDS)
 
 
 def _deactivate(identity: Identity):

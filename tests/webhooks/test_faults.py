@@ -12,7 +12,6 @@ To stop a worker in the middle of a handler, the fake Okta holds its answer to t
 
 import json
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -30,6 +29,7 @@ from apps.webhooks.inbox import MAX_ATTEMPTS, SWEEP_PENDING_AFTER, inbound_event
 from apps.webhooks.models import InboundEvent
 from apps.webhooks.tasks import inbound_events_sweep_task
 from tests.fakes.okta import FakeOkta
+from tests.support.waiting import wait_for
 from tests.webhooks.conftest import OKTA_SECRET, post
 from tests.webhooks.test_okta_handler import ACTOR, TOKEN, World, delivery, user_event, user_reads
 
@@ -85,12 +85,7 @@ class Park:
 
 
 def _wait_for(condition: Callable[[], object], *, what: str, timeout: float = FINISH_TIMEOUT_SECONDS) -> object:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout:.0f}s")
-        time.sleep(0.05)
-    return value
+    return wait_for(condition, what=what, timeout=timeout)
 
 
 def _deliver(client, user: str, body: bytes | None = None) -> bytes:
