@@ -5,7 +5,7 @@ import factory
 from apps.identities.choices import IdentityKind, SourceKind
 from apps.identities.models import Group, Identity, IdentitySource, Membership
 from apps.policies.choices import GatewayKind
-from apps.policies.models import Application, Gateway, Role, Route
+from apps.policies.models import Application, Gateway, Role, RoleMapping, Route
 
 
 class IdentitySourceFactory(factory.django.DjangoModelFactory):
@@ -80,3 +80,14 @@ class RouteFactory(factory.django.DjangoModelFactory):
     host = factory.Sequence(lambda n: f"app{n}.example.test")
     path_prefix = "/"
     upstream_url = "http://127.0.0.1:9000"
+
+
+class RoleMappingFactory(factory.django.DjangoModelFactory):
+    """A group mapping: members of a new group get a new role."""
+
+    class Meta:
+        model = RoleMapping
+
+    role = factory.SubFactory(RoleFactory)
+    match_kind = "group"
+    group = factory.SubFactory(GroupFactory)

@@ -43,7 +43,7 @@ ARTIFACT = "artifacts.example.test/artifacts/0184990a/build.log"
 JAR = "packages.example.test/maven/com/acme/lib/1.0/lib-1.0.jar"
 OFFICE_IP = "10.20.30.40"
 INTERNET_IP = "203.0.113.7"
-LOGIN_LINE = re.compile(r"Log in at http://127\.0\.0\.1:8000/admin/ as (\S+) / (\S+)")
+LOGIN_LINE = re.compile(r"Sign in at http://127\.0\.0\.1:8000/login/ as (\S+) / (\S+)")
 
 
 @pytest.fixture
@@ -228,6 +228,8 @@ def _seed_demo_command(*args: str) -> tuple[str, str, str]:
 @pytest.mark.django_db
 def test_command_prints_a_working_login_every_time(settings):
     settings.DEBUG = True
+    # as make demo runs: POLICYHUB_LOCAL_LOGIN=1 adds password sign-in
+    settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, "django.contrib.auth.backends.ModelBackend"]
     output, username, password = _seed_demo_command()
     assert "Seeded the demo: 3 identity sources, 15 identities (12 active)" in output
     assert username == DEMO_ADMIN_USERNAME
