@@ -5,6 +5,7 @@ development defaults apply: an SQLite file under var/, eager Celery, throwaway k
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -165,21 +166,6 @@ SESSION_COOKIE_SAMESITE = "Lax"  # the OIDC callback is a top-level GET from the
 CSRF_COOKIE_HTTPONLY = True  # pages carry the token themselves (forms, and hx-headers for htmx)
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
-# Content-Security-Policy (django-csp; Django 6 has it built in): nothing inline, nothing from elsewhere.
-# htmx is served from this origin (django-htmx ships it). The API's Swagger UI page is exempt.
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": ["'self'"],
-        "script-src": ["'self'"],
-        "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
-        "connect-src": ["'self'"],
-        "form-action": ["'self'"],
-        "frame-ancestors": ["'none'"],
-        "base-uri": ["'none'"],
-        "object-src": ["'none'"],
-    }
-}
 if _proxy_header := env.str("SECURE_PROXY_SSL_HEADER_NAME", default=""):
     SECURE_PROXY_SSL_HEADER = (_proxy_header, "https")
 
@@ -200,6 +186,10 @@ OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", defau
 OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
 OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default="")
 OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
+# Signing out also ends the provider's session where it has an end-session endpoint.
+OIDC_OP_LOGOUT_ENDPOINT = env.str("OIDC_OP_LOGOUT_ENDPOINT", default="")
+OIDC_OP_LOGOUT_URL_METHOD = "apps.ui.oidc.provider_sign_out_url"
+OIDC_STORE_ID_TOKEN = True  # the end-session request's id_token_hint
 OIDC_RP_SIGN_ALGO = "RS256"
 OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid email profile groups")
 OIDC_USE_PKCE = True
@@ -213,6 +203,29 @@ POLICYHUB_OIDC_ROLE_GROUPS = {
     "admin": env.list("POLICYHUB_OIDC_ADMIN_GROUPS", default=["policyhub-admins"]),
     "editor": env.list("POLICYHUB_OIDC_EDITOR_GROUPS", default=["policyhub-editors"]),
     "auditor": env.list("POLICYHUB_OIDC_AUDITOR_GROUPS", default=["policyhub-auditors"]),
+}
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+# Content-Security-Policy (django-csp; Django 6 has it built in): nothing inline, nothing from elsewhere.
+# htmx is served from this origin (django-htmx ships it). The API's Swagger UI page is exempt.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        # signing out redirects the sign-out form's answer to the provider's end-session endpoint
+        "form-action": ["'self'", *filter(None, [_origin(OIDC_OP_LOGOUT_ENDPOINT)])],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    }
 }
 
 # Edge tokens (apps/credentials): short-lived JWTs the gateways verify.

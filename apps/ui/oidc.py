@@ -8,8 +8,11 @@ and the userinfo answer), so removing someone from a group in the IdP takes effe
 sign-in; no matching group, no role, and the UI says which groups grant what.
 """
 
+from urllib.parse import urlencode
+
 import jwt
 import requests
+from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
@@ -73,3 +76,16 @@ class HubRoleOIDCBackend(OIDCAuthenticationBackend):
         roles = hub_roles_from_groups(group for group in groups if isinstance(group, str))
         user_hub_roles_set(user=user, roles=roles, actor=Actor.system("oidc-sign-in"))
         return user
+
+
+def provider_sign_out_url(request) -> str:
+    """Where signing out sends the browser (``OIDC_OP_LOGOUT_URL_METHOD``): the provider's
+    end-session endpoint, so the IdP's session ends too, coming back to the sign-in page; without
+    one configured, the sign-in page. Called before the Django session is flushed."""
+    back = request.build_absolute_uri(settings.LOGOUT_REDIRECT_URL)
+    if not settings.OIDC_OP_LOGOUT_ENDPOINT:
+        return back
+    query = {"post_logout_redirect_uri": back, "client_id": settings.OIDC_RP_CLIENT_ID}
+    if id_token := request.session.get("oidc_id_token"):
+        query["id_token_hint"] = id_token
+    return f"{settings.OIDC_OP_LOGOUT_ENDPOINT}?{urlencode(query)}"

@@ -100,6 +100,7 @@ class OidcProvider:
             "OIDC_OP_TOKEN_ENDPOINT": f"{self.url}/oauth2/token",
             "OIDC_OP_USER_ENDPOINT": f"{self.url}/userinfo",
             "OIDC_OP_JWKS_ENDPOINT": f"{self.url}/jwks",
+            "OIDC_OP_LOGOUT_ENDPOINT": f"{self.url}/oauth2/end_session",
         }
 
 

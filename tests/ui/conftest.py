@@ -13,4 +13,9 @@ def provider(settings):
         settings.OIDC_RP_CLIENT_ID = "policyhub"
         settings.OIDC_RP_CLIENT_SECRET = "policyhub-client-secret"
         settings.POLICYHUB_OIDC_PROVIDER_NAME = "Acme SSO"
+        # what the settings derive from OIDC_OP_LOGOUT_ENDPOINT at start-up
+        directives = settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]
+        settings.CONTENT_SECURITY_POLICY = {
+            "DIRECTIVES": {**directives, "form-action": [*directives["form-action"], running.url]}
+        }
         yield running

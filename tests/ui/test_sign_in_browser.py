@@ -3,6 +3,7 @@ loopback: the code flow with PKCE, state and nonce; hub roles from the groups cl
 page; signing out ends the session."""
 
 import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -18,6 +19,17 @@ def _sign_in(page, live_server, sub: str, path: str = "/ui/") -> None:
     page.get_by_role("link", name="Sign in with Acme SSO").click()
     page.fill("input[name=sub]", sub)
     page.get_by_role("button", name="Authorize").click()
+
+
+def _sign_out(page, live_server) -> str:
+    """Sign out of policyhub, then end the session at the provider, back on the sign-in page;
+    returns the provider's end-session URL the browser went through."""
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r"/oauth2/end_session\?"))
+    end_session = page.url
+    page.get_by_role("button", name="End session").click()
+    page.wait_for_url(f"{live_server.url}/login/")
+    return end_session
 
 
 def test_an_auditor_signs_in_with_the_provider_sees_the_dashboard_and_signs_out(provider, browser_page, live_server):
@@ -39,8 +51,9 @@ def test_an_auditor_signs_in_with_the_provider_sees_the_dashboard_and_signs_out(
     changed = AuditEvent.objects.get(action="user.hub_roles_changed", object_id=str(user.pk))
     assert (changed.before, changed.after) == ({"roles": []}, {"roles": ["auditor"]})
 
-    page.get_by_role("button", name="Sign out").click()
-    page.wait_for_url(re.compile(r"/login/$"))
+    end_session = parse_qs(urlsplit(_sign_out(page, live_server)).query)
+    assert end_session["post_logout_redirect_uri"] == [f"{live_server.url}/login/"]
+    assert end_session["id_token_hint"][0].count(".") == 2  # the id token the sign-in received
     page.goto(f"{live_server.url}/ui/")
     assert "/login/" in page.url  # the session is gone
 
@@ -63,8 +76,7 @@ def test_roles_follow_the_groups_at_every_sign_in(provider, browser_page, live_s
     _sign_in(browser_page, live_server, "bob")
     browser_page.wait_for_url(f"{live_server.url}/ui/")
     assert browser_page.locator(".role").all_inner_texts() == ["admin"]
-    browser_page.get_by_role("button", name="Sign out").click()
-    browser_page.wait_for_url(re.compile(r"/login/$"))
+    _sign_out(browser_page, live_server)
 
     provider.set_user("bob", email="bob@acme.test", groups=["policyhub-editors"])  # moved at the IdP
     _sign_in(browser_page, live_server, "bob")
