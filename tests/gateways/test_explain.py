@@ -9,10 +9,11 @@ from django.utils import timezone
 
 from apps.core.actors import Actor
 from apps.core.choices import Trigger
+from apps.core.crypto import Secret
 from apps.core.demo import demo_seed
 from apps.credentials.models import SigningKey
 from apps.gateways.choices import DeploymentState
-from apps.gateways.explain import route_enforcement
+from apps.gateways.explain import WITHHELD, route_enforcement
 from apps.gateways.models import Deployment
 from apps.gateways.renderers import render
 from apps.gateways.selectors import render_request_for
@@ -194,3 +195,17 @@ def test_without_a_live_deployment_or_with_the_route_not_yet_live_it_says_why(sn
     assert (
         route_enforcement(gateway_name="gone", route_key=AIRFLOW_ADMIN).problem == "there is no gateway gone any more"
     )
+
+
+def test_a_line_holding_a_secret_the_render_was_given_is_withheld(snapshot):
+    _live("lighttpd-edge", snapshot)
+    # a shared secret that happens to spell the route's host: every line naming the host now holds it
+    SigningKey.objects.filter(gateway__name="lighttpd-edge", purpose="edge-token").update(
+        private_material=Secret("artifacts.example.test")
+    )
+
+    host, entry, condition, _ = route_enforcement(gateway_name="lighttpd-edge", route_key=ARTIFACTS).lines
+
+    assert (host.text, entry.text) == (WITHHELD, WITHHELD)
+    assert (host.file, entry.file) == ("policyhub_policy.lua",) * 2 and host.number < entry.number  # located, not shown
+    assert condition.text.startswith("$REQUEST_HEADER")
