@@ -1,7 +1,13 @@
 """django-tables2 tables of the UI's list pages."""
 
-import django_tables2 as tables
+import json
 
+import django_tables2 as tables
+from django.utils.html import format_html
+from django.utils.timesince import timesince
+
+from apps.audit.models import AuditEvent
+from apps.audit.selectors import audit_event_as_dict
 from apps.policies.models import RoleMapping
 
 
@@ -24,3 +30,53 @@ class RoleMappingTable(tables.Table):
         if record.match_kind == "identity":
             return str(record.identity)
         return f"{record.claim_name} = {record.claim_value}"
+
+
+SUMMARY_FIELDS = 4  # changed fields named in a folded change
+
+
+class AuditEventTable(tables.Table):
+    id = tables.Column(verbose_name="#")
+    occurred_at = tables.Column(verbose_name="When (UTC)")
+    object = tables.Column(empty_values=(), orderable=False, verbose_name="Object")
+    change = tables.Column(empty_values=(), orderable=False, verbose_name="Before → after")
+
+    class Meta:
+        model = AuditEvent
+        fields = ("id", "occurred_at", "actor", "action", "object", "change", "request_id")
+        order_by = ("-id",)
+        attrs = {"class": "list audit"}
+        empty_text = "No audit event matches these filters: widen the time range or clear a filter."
+
+    def render_occurred_at(self, value) -> str:
+        return format_html(
+            '<time datetime="{}">{}</time> <small>{} ago</small>',
+            value.isoformat(),
+            value.strftime("%Y-%m-%d %H:%M:%S"),
+            timesince(value),
+        )
+
+    def render_object(self, record: AuditEvent) -> str:
+        return f"{record.object_type} {record.object_id}".strip() or "-"
+
+    def render_change(self, record: AuditEvent) -> str:
+        """Before and after as the API and export show them (secrets masked), folded away."""
+        shown = audit_event_as_dict(record)
+        before, after = shown["before"], shown["after"]
+        if before is None and after is None:
+            return "-"
+        fields = sorted({key for value in (before, after) if isinstance(value, dict) for key in value})
+        summary = ", ".join(fields[:SUMMARY_FIELDS]) + (
+            f" and {len(fields) - SUMMARY_FIELDS} more" if len(fields) > SUMMARY_FIELDS else ""
+        )
+        return format_html(
+            '<details><summary>{}</summary><div class="change"><div><h4>Before</h4><pre>{}</pre></div>'
+            "<div><h4>After</h4><pre>{}</pre></div></div></details>",
+            summary or "change",
+            _json(before),
+            _json(after),
+        )
+
+
+def _json(value) -> str:
+    return "-" if value is None else json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)

@@ -2,8 +2,9 @@
 
 from django.urls import path
 
-from apps.ui.views import mappings
+from apps.ui.views import audit, mappings
 from apps.ui.views.dashboard import DashboardView
+from apps.ui.views.explain import ExplainView
 
 app_name = "ui"
 
@@ -13,4 +14,6 @@ urlpatterns = [
     path("mappings/new/", mappings.MappingCreateView.as_view(), name="mapping_create"),
     path("mappings/<int:pk>/", mappings.MappingEditView.as_view(), name="mapping_edit"),
     path("mappings/<int:pk>/delete/", mappings.MappingDeleteView.as_view(), name="mapping_delete"),
+    path("explain/", ExplainView.as_view(), name="explain"),
+    path("audit/", audit.AuditListView.as_view(), name="audit"),
 ]
