@@ -16,6 +16,7 @@ from apps.ui.selectors import role_groups
 READERS = frozenset({HubRole.ADMIN, HubRole.EDITOR, HubRole.AUDITOR})
 EDITORS = frozenset({HubRole.ADMIN, HubRole.EDITOR})
 ADMINS = frozenset({HubRole.ADMIN})
+AUDIT_READERS = frozenset({HubRole.ADMIN, HubRole.AUDITOR})  # as the API's audit endpoints
 
 
 class HubRoleView(LoginRequiredMixin):

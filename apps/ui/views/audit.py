@@ -9,7 +9,7 @@ from apps.audit.api.export import export_filename, export_response
 from apps.audit.api.filters import AuditEventFilterSet
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_chain_verify, audit_event_list
-from apps.ui.access import READERS, HubRoleView
+from apps.ui.access import AUDIT_READERS, HubRoleView
 from apps.ui.tables import AuditEventTable
 
 TIME_RANGE = {"occurred_after": "From (UTC)", "occurred_before": "Until (UTC)"}
@@ -30,7 +30,7 @@ class AuditListView(HubRoleView, SingleTableMixin, FilterView):
     """``?format=jsonl``: the filtered events as the API's export streams them; ``?verify=1``: the
     chain's verification (only that section when htmx asks)."""
 
-    allowed_roles = READERS
+    allowed_roles = AUDIT_READERS
     model = AuditEvent
     table_class = AuditEventTable
     filterset_class = AuditFilters
