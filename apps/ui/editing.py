@@ -17,6 +17,7 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import ProtectedError
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.timesince import timesince
@@ -156,5 +157,12 @@ class ObjectDeleteView(ObjectEditView):
         raise NotImplementedError
 
     def object_update(self, *, instance, data: dict, actor: Actor):
-        self.object_delete(instance=instance, actor=actor)
+        try:
+            self.object_delete(instance=instance, actor=actor)
+        except ProtectedError as refused:  # on_delete=PROTECT: what still refers to it must go first
+            referrers = sorted(str(referrer) for referrer in refused.protected_objects)
+            shown = ", ".join(referrers[:5]) + (", …" if len(referrers) > 5 else "")
+            raise ValidationError(
+                f"{instance} is still used by {len(referrers)} other object(s) ({shown}): change or delete those first."
+            ) from None
         return instance

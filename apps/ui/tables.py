@@ -8,7 +8,7 @@ from django.utils.timesince import timesince
 
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_event_as_dict
-from apps.policies.models import RoleMapping
+from apps.policies.models import Application, RoleMapping, Route
 
 
 class RoleMappingTable(tables.Table):
@@ -80,3 +80,38 @@ class AuditEventTable(tables.Table):
 
 def _json(value) -> str:
     return "-" if value is None else json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+class ApplicationTable(tables.Table):
+    name = tables.LinkColumn("ui:application", args=[tables.A("pk")])
+    backstage_entity_ref = tables.Column(verbose_name="Backstage entity")
+    route_count = tables.Column(verbose_name="Routes")
+    matrix = tables.LinkColumn(
+        "ui:access_matrix", args=[tables.A("pk")], text="access matrix", orderable=False, verbose_name=""
+    )
+
+    class Meta:
+        model = Application
+        fields = ("name", "slug", "owner", "backstage_entity_ref", "route_count")
+        order_by = ("name",)
+        attrs = {"class": "list"}
+
+
+class RouteTable(tables.Table):
+    route = tables.LinkColumn("ui:route", args=[tables.A("pk")], accessor="host", verbose_name="Route")
+    gateway = tables.Column(accessor="gateway__name", verbose_name="Gateway")
+    methods = tables.Column(empty_values=(), orderable=False)
+    upstream_url = tables.Column(verbose_name="Upstream")
+    rule_count = tables.Column(verbose_name="Rules")
+
+    class Meta:
+        model = Route
+        fields = ("route", "gateway", "methods", "upstream_url", "signed_links", "rule_count")
+        order_by = ("route",)
+        attrs = {"class": "list"}
+
+    def render_route(self, record: Route) -> str:
+        return str(record)
+
+    def render_methods(self, record: Route) -> str:
+        return ", ".join(record.methods) or "any"

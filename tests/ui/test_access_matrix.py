@@ -8,8 +8,10 @@ from django.contrib.auth.models import Group
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from apps.api.choices import HubRole
+from apps.core.actors import Actor
+from apps.policies import services
 from apps.ui.access import HubRoleView
-from tests.factories import RoleMappingFactory
+from tests.factories import RoleMappingFactory, RouteFactory
 
 pytestmark = pytest.mark.django_db
 VISITORS = ("anonymous", "no-role", HubRole.ADMIN, HubRole.EDITOR, HubRole.AUDITOR)
@@ -19,7 +21,17 @@ VISITORS = ("anonymous", "no-role", HubRole.ADMIN, HubRole.EDITOR, HubRole.AUDIT
 def samples() -> dict[str, dict]:
     """url name -> kwargs, for the pages about one object."""
     mapping = RoleMappingFactory()
-    return {"mapping_edit": {"pk": mapping.pk}, "mapping_delete": {"pk": mapping.pk}}
+    route = RouteFactory()
+    rule = services.access_rule_create(actor=Actor.system("test"), route=route, auth_mode="authenticated")
+    application, route, rule = {"pk": route.application_id}, {"pk": route.pk}, {"pk": rule.pk}
+    return {
+        "mapping_edit": {"pk": mapping.pk},
+        "mapping_delete": {"pk": mapping.pk},
+        **dict.fromkeys(["application", "application_edit", "application_delete", "access_matrix"], application),
+        **dict.fromkeys(["route_create"], application),
+        **dict.fromkeys(["route", "route_edit", "route_delete", "rule_create"], route),
+        **dict.fromkeys(["rule_edit", "rule_delete"], rule),
+    }
 
 
 def _ui_pages() -> list[tuple[str, type, bool]]:
