@@ -2,13 +2,15 @@
 
 from django.urls import path
 
-from apps.ui.views import mappings
+from apps.ui.views import identities, mappings
 from apps.ui.views.dashboard import DashboardView
 
 app_name = "ui"
 
 urlpatterns = [
     path("", DashboardView.as_view(), name="dashboard"),
+    path("identities/", identities.IdentityListView.as_view(), name="identities"),
+    path("identities/<int:pk>/", identities.IdentityDetailView.as_view(), name="identity"),
     path("mappings/", mappings.MappingListView.as_view(), name="mappings"),
     path("mappings/new/", mappings.MappingCreateView.as_view(), name="mapping_create"),
     path("mappings/<int:pk>/", mappings.MappingEditView.as_view(), name="mapping_edit"),

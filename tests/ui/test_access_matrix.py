@@ -9,7 +9,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from apps.api.choices import HubRole
 from apps.ui.access import HubRoleView
-from tests.factories import RoleMappingFactory
+from tests.factories import IdentityFactory, RoleMappingFactory
 
 pytestmark = pytest.mark.django_db
 VISITORS = ("anonymous", "no-role", HubRole.ADMIN, HubRole.EDITOR, HubRole.AUDITOR)
@@ -19,7 +19,11 @@ VISITORS = ("anonymous", "no-role", HubRole.ADMIN, HubRole.EDITOR, HubRole.AUDIT
 def samples() -> dict[str, dict]:
     """url name -> kwargs, for the pages about one object."""
     mapping = RoleMappingFactory()
-    return {"mapping_edit": {"pk": mapping.pk}, "mapping_delete": {"pk": mapping.pk}}
+    return {
+        "mapping_edit": {"pk": mapping.pk},
+        "mapping_delete": {"pk": mapping.pk},
+        "identity": {"pk": IdentityFactory().pk},
+    }
 
 
 def _ui_pages() -> list[tuple[str, type, bool]]:
