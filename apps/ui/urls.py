@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from apps.ui.views import audit, mappings, policies
+from apps.ui.views import audit, identities, mappings, policies
 from apps.ui.views.dashboard import DashboardView
 from apps.ui.views.explain import ExplainView
 from apps.ui.views.matrix import AccessMatrixView
@@ -12,6 +12,8 @@ app_name = "ui"
 
 urlpatterns = [
     path("", DashboardView.as_view(), name="dashboard"),
+    path("identities/", identities.IdentityListView.as_view(), name="identities"),
+    path("identities/<int:pk>/", identities.IdentityDetailView.as_view(), name="identity"),
     path("mappings/", mappings.MappingListView.as_view(), name="mappings"),
     path("mappings/new/", mappings.MappingCreateView.as_view(), name="mapping_create"),
     path("mappings/<int:pk>/", mappings.MappingEditView.as_view(), name="mapping_edit"),

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from django.db import connections
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
@@ -36,6 +37,9 @@ def chromium(monkeypatch):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         yield browser
         browser.close()
+        # connections the test opened while the loop ran belong to that async context: closed here,
+        # or they outlive it and keep the test database from being dropped at the end of the session
+        connections.close_all()
 
 
 @pytest.fixture

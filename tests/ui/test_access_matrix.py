@@ -11,7 +11,7 @@ from apps.api.choices import HubRole
 from apps.core.actors import Actor
 from apps.policies import services
 from apps.ui.access import HubRoleView
-from tests.factories import RoleMappingFactory, RouteFactory
+from tests.factories import IdentityFactory, RoleMappingFactory, RouteFactory
 
 pytestmark = pytest.mark.django_db
 VISITORS = ("anonymous", "no-role", HubRole.ADMIN, HubRole.EDITOR, HubRole.AUDITOR)
@@ -31,6 +31,7 @@ def samples() -> dict[str, dict]:
         **dict.fromkeys(["route_create"], application),
         **dict.fromkeys(["route", "route_edit", "route_delete", "rule_create"], route),
         **dict.fromkeys(["rule_edit", "rule_delete"], rule),
+        "identity": {"pk": IdentityFactory().pk},
     }
 
 

@@ -35,7 +35,7 @@ class AuditListView(HubRoleView, SingleTableMixin, FilterView):
     table_class = AuditEventTable
     filterset_class = AuditFilters
     template_name = "ui/audit/list.html"
-    paginate_by = 50
+    table_pagination = {"per_page": 50}  # the table pages; FilterView must not page again
 
     def get_queryset(self):
         return audit_event_list()

@@ -19,7 +19,7 @@ class MappingListView(HubRoleView, SingleTableMixin, FilterView):
     table_class = RoleMappingTable
     filterset_class = RoleMappingFilterSet
     template_name = "ui/mappings/list.html"
-    paginate_by = 50
+    table_pagination = {"per_page": 50}  # the table pages; FilterView must not page again
 
     def get_queryset(self):
         return RoleMapping.objects.select_related("role", "group", "identity", "source")

@@ -27,7 +27,7 @@ class ApplicationListView(HubRoleView, SingleTableMixin, FilterView):
     table_class = ApplicationTable
     filterset_class = ApplicationFilterSet
     template_name = "ui/policies/application_list.html"
-    paginate_by = 50
+    table_pagination = {"per_page": 50}  # the table pages; FilterView must not page again
 
     def get_queryset(self):
         return Application.objects.annotate(route_count=Count("routes")).order_by("name")
