@@ -8,8 +8,11 @@ from django.contrib.auth.models import Group
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from apps.api.choices import HubRole
+from apps.core.actors import Actor
+from apps.gateways.models import DeployRequest
+from apps.policies.services import snapshot_build
 from apps.ui.access import HubRoleView
-from tests.factories import RoleMappingFactory
+from tests.factories import DeploymentFactory, RoleMappingFactory
 
 pytestmark = pytest.mark.django_db
 VISITORS = ("anonymous", "no-role", HubRole.ADMIN, HubRole.EDITOR, HubRole.AUDITOR)
@@ -19,7 +22,19 @@ VISITORS = ("anonymous", "no-role", HubRole.ADMIN, HubRole.EDITOR, HubRole.AUDIT
 def samples() -> dict[str, dict]:
     """url name -> kwargs, for the pages about one object."""
     mapping = RoleMappingFactory()
-    return {"mapping_edit": {"pk": mapping.pk}, "mapping_delete": {"pk": mapping.pk}}
+    snapshot = snapshot_build(actor=Actor.system("samples"))
+    deployment = DeploymentFactory(snapshot=snapshot)
+    deploy_request = DeployRequest.objects.create(
+        snapshot=snapshot, requested_by=get_user_model().objects.create_user("requester")
+    )
+    return {
+        "mapping_edit": {"pk": mapping.pk},
+        "mapping_delete": {"pk": mapping.pk},
+        **{f"deploy_request{page}": {"pk": deploy_request.pk} for page in ("", "_approve", "_reject", "_cancel")},
+        "deploy_gateway": {"pk": deployment.gateway.pk},
+        "deploy_config_diff": {"pk": deployment.gateway.pk},
+        "deployment": {"pk": deployment.pk},
+    }
 
 
 def _ui_pages() -> list[tuple[str, type, bool]]:
