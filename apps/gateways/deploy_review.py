@@ -3,8 +3,8 @@ snapshot live there and the one to deploy), whether the policy moved on since th
 the deploy requests, and a gateway's deploy history."""
 
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 
@@ -13,13 +13,30 @@ from apps.core.db import read_consistently
 from apps.gateways.choices import DeploymentState, DeployRequestState
 from apps.gateways.models import Deployment, DeployRequest
 from apps.gateways.pipeline import STEPS
-from apps.gateways.selectors import deployable_gateways, deployment_list, gateways_with_deployments
+from apps.gateways.selectors import deployment_list, gateways_with_deployments
+from apps.identities.models import Identity
 from apps.policies.models import Gateway, PolicySnapshot
 from apps.policies.selectors import compiled_policy, snapshot_newest
-from apps.policies.semantic_diff import AccessDiff, access_diff
+from apps.policies.semantic_diff import AccessDiff, AccessShift, access_diff
 from apps.policies.snapshot import content_sha256, snapshot_content
 
 RECENT_REQUESTS = 20
+
+
+SHOWN_SUBJECTS = 25  # per group of identities gaining (losing) the same routes; the rest are counted
+
+
+@dataclass(frozen=True)
+class ShownShift:
+    """An ``AccessShift`` as a page shows it: its routes, its first identities with their user names."""
+
+    routes: tuple[str, ...]
+    people: tuple[tuple[str, str], ...]  # (subject, username; "" when no identity has that subject)
+    count: int  # identities in all
+
+    @property
+    def more(self) -> int:
+        return self.count - len(self.people)
 
 
 @dataclass(frozen=True)
@@ -28,6 +45,47 @@ class GatewayReview:
     live: Deployment | None  # what the gateway runs now
     baseline: PolicySnapshot | None  # what the diff starts from (None: nothing deployed)
     diff: AccessDiff
+    gains: tuple[ShownShift, ...] = ()
+    losses: tuple[ShownShift, ...] = ()
+    moves: tuple[ShownShift, ...] = ()
+
+
+def subject_usernames(subjects: Iterable[str]) -> dict[str, str]:
+    """Subject ('<source slug>:<external id>') -> the user name of its identity: one query per source."""
+    by_source: dict[str, set[str]] = defaultdict(set)
+    for subject in subjects:
+        slug, _, external_id = subject.partition(":")
+        by_source[slug].add(external_id)
+    names = {}
+    for slug, external_ids in by_source.items():
+        rows = Identity.objects.filter(source__slug=slug, external_id__in=external_ids).values_list(
+            "external_id", "username"
+        )
+        names.update({f"{slug}:{external_id}": username for external_id, username in rows})
+    return names
+
+
+def _shown(reviews: list[GatewayReview]) -> list[GatewayReview]:
+    """The reviews with their shifts' first identities named, in one query per identity source."""
+    shifts = [shift for review in reviews for shift in (*review.diff.gains, *review.diff.losses, *review.diff.moves)]
+    names = subject_usernames(subject for shift in shifts for subject in shift.subjects[:SHOWN_SUBJECTS])
+
+    def shown(shifts: tuple[AccessShift, ...]) -> tuple[ShownShift, ...]:
+        return tuple(
+            ShownShift(
+                shift.routes,
+                tuple((subject, names.get(subject, "")) for subject in shift.subjects[:SHOWN_SUBJECTS]),
+                len(shift.subjects),
+            )
+            for shift in shifts
+        )
+
+    return [
+        replace(
+            review, gains=shown(review.diff.gains), losses=shown(review.diff.losses), moves=shown(review.diff.moves)
+        )
+        for review in reviews
+    ]
 
 
 def deploy_review(
@@ -51,7 +109,7 @@ def deploy_review(
         for row, _ in members:
             diff = access_diff(before=before, after=after, gateway=row.gateway.name)
             reviews.append(GatewayReview(row.gateway, row.live, baseline, diff))
-    return sorted(reviews, key=lambda review: review.gateway.name)
+    return _shown(sorted(reviews, key=lambda review: review.gateway.name))
 
 
 def policy_moved_on(*, snapshot: PolicySnapshot | None) -> bool:
@@ -77,19 +135,21 @@ def deploy_request_list() -> QuerySet[DeployRequest]:
 class DeployOverview:
     candidate: PolicySnapshot | None  # the newest snapshot
     policy_moved_on: bool  # a snapshot built now would differ from the candidate
-    reviews: list[GatewayReview]  # every deployable gateway
-    undeployable: list[Gateway]
+    reviews: list[GatewayReview]  # every gateway, deployable or not (what it would get, once it is)
     requests: list[DeployRequest]
+
+    @property
+    def deployable(self) -> list[Gateway]:
+        return [review.gateway for review in self.reviews if review.gateway.deploy_directory]
 
 
 def deploy_overview() -> DeployOverview:
     candidate = snapshot_newest()
-    deployable = list(deployable_gateways())
+    gateways = list(Gateway.objects.order_by("name"))
     return DeployOverview(
         candidate=candidate,
         policy_moved_on=policy_moved_on(snapshot=candidate),
-        reviews=deploy_review(snapshot=candidate, gateways=deployable) if candidate else [],
-        undeployable=list(Gateway.objects.filter(deploy_directory="").order_by("name")),
+        reviews=deploy_review(snapshot=candidate, gateways=gateways) if candidate else [],
         requests=list(deploy_request_list()[:RECENT_REQUESTS]),
     )
 

@@ -14,7 +14,7 @@ from apps.gateways.choices import DeploymentState, DeploymentTrigger, DeployRequ
 from apps.gateways.models import Deployment, DeployRequest
 from apps.policies import services as policies
 from apps.policies.models import PolicySnapshot
-from tests.factories import DeploymentFactory, IdentityFactory
+from tests.factories import DeploymentFactory, GroupFactory, IdentityFactory
 from tests.support.deploy_scene import ADMIN_ROUTE, deploy_scene
 
 pytestmark = pytest.mark.django_db
@@ -43,8 +43,8 @@ def test_the_deploy_page_says_who_gains_access_to_what_against_the_live_snapshot
 
     assert "1 identity gains access" in page and "0 identities lose access" in page
     gain = re.search(r'<div class="shift gain">(.*?)</div>', page)[1]
-    assert "1 identity gain access to</strong> 1 route" in gain
-    assert f"<code>{ADMIN_ROUTE}</code>" in gain and "<code>okta:ann</code>" in gain
+    assert "1 identity gains access</strong> to 1 route" in gain
+    assert f"<code>{ADMIN_ROUTE}</code>" in gain and '<span title="okta:ann">ann@acme.test</span>' in gain
     assert f'live as <a href="/ui/deployments/{scene.live.pk}/">' in page
     assert "Build a snapshot now" not in page  # the newest snapshot holds the policy as it is
     assert "Request deploy" not in page  # auditors do not request
@@ -145,7 +145,7 @@ def test_rolling_back_requests_the_older_snapshot_with_its_diff(client, scene):
     form = _text(client.get(link))
     assert "deploying it rolls the chosen gateways back" in form
     loss = re.search(r'<div class="shift loss">(.*?)</div>', form)[1]
-    assert "<code>okta:ann</code>" in loss and f"<code>{ADMIN_ROUTE}</code>" in loss
+    assert '<span title="okta:ann">ann@acme.test</span>' in loss and f"<code>{ADMIN_ROUTE}</code>" in loss
     assert f'live as <a href="/ui/deployments/{newer.pk}/">' in form
 
     client.post(link, {"snapshot": scene.before.sha256, "gateways": ["edge"], "reason": "roll back"})
@@ -197,3 +197,22 @@ def test_the_rendered_config_diff_of_a_gateway_without_a_deploy_directory_says_s
     answer = _text(client.post(f"/ui/deploy/gateways/{scene.gateway.pk}/config-diff/", HTTP_HX_REQUEST="true"))
 
     assert answer.strip().startswith('<p class="error" role="alert">edge has no deploy directory')
+
+
+def test_a_large_group_shows_its_first_identities_by_name_and_counts_the_rest(client, scene):
+    _signed_in(client, "aud", "auditor")
+    staff = GroupFactory(source=scene.ann.source, name="staff")
+    for number in range(30):
+        person = IdentityFactory(
+            source=scene.ann.source, external_id=f"p{number:02}", username=f"p{number:02}@acme.test"
+        )
+        person.groups.add(staff)
+    policies.role_mapping_create(actor=Actor.system("t"), role=scene.role, match_kind="group", group=staff)
+    policies.snapshot_build(actor=Actor.system("t"))
+
+    page = _text(client.get("/ui/deploy/"))
+
+    # ann and the 30 (new to the gateway) gain the same route: one group
+    group = re.search(r'<div class="shift gain"> ?<p><strong>31 identities gain access</strong>(.*?)</div>', page)[1]
+    assert group.count("@acme.test</span>") == 25 and "and 6 more" in group
+    assert '<span title="okta:ann">ann@acme.test</span>, <span title="okta:p00">p00@acme.test</span>' in group

@@ -57,10 +57,8 @@ class DeployView(_DeployPage, HubRoleView, TemplateView):
     def get_context_data(self, **kwargs):
         overview = deploy_overview()
         form = None
-        if overview.candidate is not None and overview.reviews:
-            form = DeployRequestForm(
-                initial={"snapshot": overview.candidate.sha256, "gateways": [r.gateway for r in overview.reviews]}
-            )
+        if overview.candidate is not None and overview.deployable:
+            form = DeployRequestForm(initial={"snapshot": overview.candidate.sha256, "gateways": overview.deployable})
         return {**super().get_context_data(**kwargs), "overview": overview, "form": form}
 
 
