@@ -6,6 +6,7 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
+from apps.gateways.choices import DeploymentState
 from apps.gateways.deploy_review import rollback_candidate
 from apps.gateways.models import Deployment
 
@@ -30,7 +31,9 @@ class DeploymentHistoryTable(tables.Table):
         self.live, self.can_request = live, can_request
 
     def render_state(self, record: Deployment) -> str:
-        return format_html('<span class="state {}">{}</span>', record.state, record.get_state_display())
+        superseded = record.state == DeploymentState.LIVE and (self.live is None or record.pk != self.live.pk)
+        label = "Went live" if superseded else record.get_state_display()
+        return format_html('<span class="state {}">{}</span>', record.state, label)
 
     def render_snapshot(self, value: str) -> str:
         return value[:12]

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from django.db import connections
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
@@ -36,6 +37,9 @@ def chromium(monkeypatch):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         yield browser
         browser.close()
+        # While Playwright's loop runs, the test's queries go through connections of that context,
+        # which pytest-django does not close: left open, the test database cannot be dropped.
+        connections.close_all()
 
 
 def loopback_page(browser):

@@ -98,3 +98,9 @@ def test_an_editor_requests_a_deploy_another_admin_approves_it_and_its_page_foll
         deployment.refresh_from_db()
         assert deployment.state == DeploymentState.LIVE, deployment.messages
         assert stage.answers(deployment) and stage.status("/b/page") == 200
+
+        admin.goto(f"{live_server.url}/ui/deploy/gateways/{stage.gateway.pk}/")
+        assert admin.get_by_role("link", name="Roll back to this snapshot").count() == 1  # to the first release's
+        screenshot(admin, "ui-deploy-history")
+        for page in (editor, admin):
+            page.context.close()

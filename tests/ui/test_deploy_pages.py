@@ -142,6 +142,7 @@ def test_rolling_back_requests_the_older_snapshot_with_its_diff(client, scene):
     link = re.search(r'<a href="([^"]+)">Roll back to this snapshot</a>', history)[1].replace("&amp;", "&")
     assert link == f"/ui/deploy/requests/new/?snapshot={scene.before.sha256}&gateways=edge"
     assert history.count("Roll back to this snapshot") == 1  # not for what is live now
+    assert history.count(">Went live</span>") == 1 and history.count(">live now</span>") == 1
     form = _text(client.get(link))
     assert "deploying it rolls the chosen gateways back" in form
     loss = re.search(r'<div class="shift loss">(.*?)</div>', form)[1]

@@ -84,19 +84,27 @@ class DeployRequestCreateView(_DeployPage, HubRoleView, FormView):
     form_class = DeployRequestForm
     template_name = "ui/deploy/request_form.html"
 
-    def get_initial(self):
+    def _asked_for(self) -> tuple[PolicySnapshot | None, list[Gateway]]:
+        """The snapshot and gateways the query string names (a rollback link names both); by
+        default the newest snapshot and every deployable gateway."""
         wanted = self.request.GET.get("snapshot")
         snapshot = PolicySnapshot.objects.defer("content").filter(sha256=wanted).first() if wanted else None
-        snapshot = snapshot or snapshot_newest()
         gateways = deployable_gateways()
         if names := self.request.GET.getlist("gateways"):
             gateways = gateways.filter(name__in=names)
-        return {"snapshot": snapshot.sha256 if snapshot else None, "gateways": list(gateways)}
+        return snapshot or snapshot_newest(), list(gateways)
+
+    def get_initial(self):
+        snapshot, gateways = self._asked_for()
+        return {"snapshot": snapshot.sha256 if snapshot else None, "gateways": gateways}
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         form = context["form"]
-        snapshot, gateways = self._chosen(form)
+        if form.is_bound and form.is_valid():
+            snapshot, gateways = form.cleaned_data["snapshot"], list(form.cleaned_data["gateways"])
+        else:
+            snapshot, gateways = self._asked_for()
         newest = snapshot_newest()
         return {
             **context,
@@ -104,13 +112,6 @@ class DeployRequestCreateView(_DeployPage, HubRoleView, FormView):
             "rollback": snapshot is not None and newest is not None and snapshot.pk != newest.pk,
             "reviews": deploy_review(snapshot=snapshot, gateways=gateways) if snapshot and gateways else [],
         }
-
-    def _chosen(self, form) -> tuple[PolicySnapshot | None, list[Gateway]]:
-        if form.is_bound and form.is_valid():
-            return form.cleaned_data["snapshot"], list(form.cleaned_data["gateways"])
-        initial = self.get_initial()
-        snapshot = PolicySnapshot.objects.defer("content").filter(sha256=initial["snapshot"]).first()
-        return snapshot, initial["gateways"]
 
     def form_valid(self, form):
         try:
