@@ -204,6 +204,8 @@ POLICYHUB_OIDC_ROLE_GROUPS = {
     "editor": env.list("POLICYHUB_OIDC_EDITOR_GROUPS", default=["policyhub-editors"]),
     "auditor": env.list("POLICYHUB_OIDC_AUDITOR_GROUPS", default=["policyhub-auditors"]),
 }
+# Deploys requested in the web UI: the admin who approves one must be another person than its requester.
+POLICYHUB_DEPLOY_TWO_PERSON = env.bool("POLICYHUB_DEPLOY_TWO_PERSON", default=True)
 
 
 def _origin(url: str) -> str:

@@ -1,7 +1,10 @@
 """factory-boy factories for rows a test needs but does not test (writes under test use services)."""
 
 import factory
+from django.utils import timezone
 
+from apps.gateways.choices import DeploymentState, DeploymentTrigger
+from apps.gateways.models import Deployment
 from apps.identities.choices import IdentityKind, SourceKind
 from apps.identities.models import Group, Identity, IdentitySource, Membership
 from apps.policies.choices import GatewayKind
@@ -91,3 +94,16 @@ class RoleMappingFactory(factory.django.DjangoModelFactory):
     role = factory.SubFactory(RoleFactory)
     match_kind = "group"
     group = factory.SubFactory(GroupFactory)
+
+
+class DeploymentFactory(factory.django.DjangoModelFactory):
+    """A deployment that went live (give ``snapshot``); pass ``state`` for one in another state."""
+
+    class Meta:
+        model = Deployment
+
+    gateway = factory.SubFactory(GatewayFactory)
+    trigger = DeploymentTrigger.CLI
+    actor = "cli:test"
+    state = DeploymentState.LIVE
+    finished_at = factory.LazyFunction(timezone.now)

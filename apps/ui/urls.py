@@ -1,6 +1,6 @@
 """The web UI: server-rendered pages under /ui/ (names in the ``ui`` namespace)."""
 
-from django.urls import path
+from django.urls import include, path
 
 from apps.ui.views import audit, identities, mappings, policies
 from apps.ui.views.dashboard import DashboardView
@@ -34,4 +34,5 @@ urlpatterns = [
     path("rules/<int:pk>/", policies.AccessRuleEditView.as_view(), name="rule_edit"),
     path("rules/<int:pk>/delete/", policies.AccessRuleDeleteView.as_view(), name="rule_delete"),
     path("snapshots/build/", SnapshotBuildView.as_view(), name="snapshot_build"),
+    path("", include("apps.ui.urls_deploy")),
 ]

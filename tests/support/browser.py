@@ -42,18 +42,24 @@ def chromium(monkeypatch):
         connections.close_all()
 
 
-@pytest.fixture
-def browser_page(chromium) -> Iterator:
-    """A page in a fresh context (no cookies), which reaches loopback only."""
-    context = chromium.new_context()
+def loopback_page(browser):
+    """A page in a fresh context (no cookies), which reaches loopback only; close its ``context``."""
+    context = browser.new_context()
     context.route(
         "**/*",
         lambda route: route.continue_() if urlsplit(route.request.url).hostname in LOOPBACK else route.abort(),
     )
     page = context.new_page()
     page.set_default_timeout(15_000)
+    return page
+
+
+@pytest.fixture
+def browser_page(chromium) -> Iterator:
+    """A page in a fresh context (no cookies), which reaches loopback only."""
+    page = loopback_page(chromium)
     yield page
-    context.close()
+    page.context.close()
 
 
 def screenshot(page, name: str) -> Path:

@@ -9,9 +9,11 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from apps.api.choices import HubRole
 from apps.core.actors import Actor
+from apps.gateways.models import DeployRequest
 from apps.policies import services
+from apps.policies.services import snapshot_build
 from apps.ui.access import HubRoleView
-from tests.factories import IdentityFactory, RoleMappingFactory, RouteFactory
+from tests.factories import DeploymentFactory, IdentityFactory, RoleMappingFactory, RouteFactory
 
 pytestmark = pytest.mark.django_db
 VISITORS = ("anonymous", "no-role", HubRole.ADMIN, HubRole.EDITOR, HubRole.AUDITOR)
@@ -24,6 +26,11 @@ def samples() -> dict[str, dict]:
     route = RouteFactory()
     rule = services.access_rule_create(actor=Actor.system("test"), route=route, auth_mode="authenticated")
     application, route, rule = {"pk": route.application_id}, {"pk": route.pk}, {"pk": rule.pk}
+    snapshot = snapshot_build(actor=Actor.system("samples"))
+    deployment = DeploymentFactory(snapshot=snapshot)
+    deploy_request = DeployRequest.objects.create(
+        snapshot=snapshot, requested_by=get_user_model().objects.create_user("requester")
+    )
     return {
         "mapping_edit": {"pk": mapping.pk},
         "mapping_delete": {"pk": mapping.pk},
@@ -32,6 +39,10 @@ def samples() -> dict[str, dict]:
         **dict.fromkeys(["route", "route_edit", "route_delete", "rule_create"], route),
         **dict.fromkeys(["rule_edit", "rule_delete"], rule),
         "identity": {"pk": IdentityFactory().pk},
+        **{f"deploy_request{page}": {"pk": deploy_request.pk} for page in ("", "_approve", "_reject", "_cancel")},
+        "deploy_gateway": {"pk": deployment.gateway.pk},
+        "deploy_config_diff": {"pk": deployment.gateway.pk},
+        "deployment": {"pk": deployment.pk},
     }
 
 
