@@ -225,11 +225,15 @@ def _seed_demo_command(*args: str) -> tuple[str, str, str]:
     return out.getvalue(), username, password
 
 
-@pytest.mark.django_db
-def test_command_prints_a_working_login_every_time(settings):
-    settings.DEBUG = True
-    # as make demo runs: POLICYHUB_LOCAL_LOGIN=1 adds password sign-in
+@pytest.fixture
+def local_login(settings):
+    """Password sign-in, as make demo runs (POLICYHUB_LOCAL_LOGIN=1 adds Django's ModelBackend)."""
     settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, "django.contrib.auth.backends.ModelBackend"]
+
+
+@pytest.mark.django_db
+def test_command_prints_a_working_login_every_time(settings, local_login):
+    settings.DEBUG = True
     output, username, password = _seed_demo_command()
     assert "Seeded the demo: 3 identity sources, 15 identities (12 active)" in output
     assert username == DEMO_ADMIN_USERNAME
@@ -247,7 +251,7 @@ def test_command_prints_a_working_login_every_time(settings):
 
 
 @pytest.mark.django_db
-def test_command_refuses_without_debug_unless_forced(settings):
+def test_command_refuses_without_debug_unless_forced(settings, local_login):
     settings.DEBUG = False
     with pytest.raises(CommandError, match="DEBUG=1"):
         call_command("seed_demo", stdout=StringIO())
