@@ -31,7 +31,7 @@ demo: $(VENV)/.runtime ## serve the admin with demo data on http://127.0.0.1:800
 	DEBUG=1 $(BIN)/python manage.py seed_demo
 	@DEBUG=1 $(BIN)/python -m tests.fakes.demo_orgs --okta 127.0.0.1:8701 --space 127.0.0.1:8702 & orgs=$$!; \
 		trap 'kill $$orgs 2>/dev/null' EXIT INT TERM; \
-		DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
+		DEBUG=1 POLICYHUB_LOCAL_LOGIN=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 test: $(VENV)/.dev ## the whole suite on throwaway PostgreSQL and Redis started on loopback
 	@$(BIN)/python -m tests.support.preflight

@@ -5,6 +5,7 @@ development defaults apply: an SQLite file under var/, eager Celery, throwaway k
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -54,6 +55,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_filters",
+    "django_htmx",
+    "django_tables2",
+    "template_partials",
+    "mozilla_django_oidc",
+    "csp",
     "apps.core",
     "apps.audit",
     "apps.identities",
@@ -62,6 +68,7 @@ INSTALLED_APPS = [
     "apps.gateways",
     "apps.api",
     "apps.webhooks",
+    "apps.ui",
 ]
 
 MIDDLEWARE = [
@@ -72,6 +79,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "policyhub.urls"
@@ -87,6 +96,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "apps.ui.context_processors.hub_roles",
             ],
         },
     },
@@ -152,9 +162,73 @@ SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"  # the OIDC callback is a top-level GET from the IdP: Strict would drop it
+CSRF_COOKIE_HTTPONLY = True  # pages carry the token themselves (forms, and hx-headers for htmx)
+CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 if _proxy_header := env.str("SECURE_PROXY_SSL_HEADER_NAME", default=""):
     SECURE_PROXY_SSL_HEADER = (_proxy_header, "https")
+
+# Sign-in to the web UI (apps/ui): the company's OpenID Connect provider through mozilla-django-oidc
+# (authorization code flow with PKCE, RS256 id tokens against the provider's JWKS, state and nonce).
+# Space cannot be the provider: it speaks OAuth 2 only. Hub roles come from the groups claim.
+AUTHENTICATION_BACKENDS = ["apps.ui.oidc.HubRoleOIDCBackend"]
+# Password sign-in for local accounts: off unless asked for (the demo turns it on).
+POLICYHUB_LOCAL_LOGIN = env.bool("POLICYHUB_LOCAL_LOGIN", default=False)
+if POLICYHUB_LOCAL_LOGIN:
+    AUTHENTICATION_BACKENDS.append("django.contrib.auth.backends.ModelBackend")
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/ui/"
+LOGOUT_REDIRECT_URL = "/login/"
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
+# Signing out also ends the provider's session where it has an end-session endpoint.
+OIDC_OP_LOGOUT_ENDPOINT = env.str("OIDC_OP_LOGOUT_ENDPOINT", default="")
+OIDC_OP_LOGOUT_URL_METHOD = "apps.ui.oidc.provider_sign_out_url"
+OIDC_STORE_ID_TOKEN = True  # the end-session request's id_token_hint
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid email profile groups")
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_CREATE_USER = True
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+POLICYHUB_OIDC_PROVIDER_NAME = env.str("POLICYHUB_OIDC_PROVIDER_NAME", default="your identity provider")
+POLICYHUB_OIDC_GROUPS_CLAIM = env.str("POLICYHUB_OIDC_GROUPS_CLAIM", default="groups")
+# Hub role -> the IdP groups whose members hold it (no group: nobody holds it through the IdP).
+POLICYHUB_OIDC_ROLE_GROUPS = {
+    "admin": env.list("POLICYHUB_OIDC_ADMIN_GROUPS", default=["policyhub-admins"]),
+    "editor": env.list("POLICYHUB_OIDC_EDITOR_GROUPS", default=["policyhub-editors"]),
+    "auditor": env.list("POLICYHUB_OIDC_AUDITOR_GROUPS", default=["policyhub-auditors"]),
+}
+# Deploys requested in the web UI: the admin who approves one must be another person than its requester.
+POLICYHUB_DEPLOY_TWO_PERSON = env.bool("POLICYHUB_DEPLOY_TWO_PERSON", default=True)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+# Content-Security-Policy (django-csp; Django 6 has it built in): nothing inline, nothing from elsewhere.
+# htmx is served from this origin (django-htmx ships it). The API's Swagger UI page is exempt.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        # signing out redirects the sign-out form's answer to the provider's end-session endpoint
+        "form-action": ["'self'", *filter(None, [_origin(OIDC_OP_LOGOUT_ENDPOINT)])],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    }
+}
 
 # Edge tokens (apps/credentials): short-lived JWTs the gateways verify.
 POLICYHUB_TOKEN_ISSUER = env.str("POLICYHUB_TOKEN_ISSUER", default="policyhub")

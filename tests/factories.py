@@ -1,11 +1,14 @@
 """factory-boy factories for rows a test needs but does not test (writes under test use services)."""
 
 import factory
+from django.utils import timezone
 
+from apps.gateways.choices import DeploymentState, DeploymentTrigger
+from apps.gateways.models import Deployment
 from apps.identities.choices import IdentityKind, SourceKind
 from apps.identities.models import Group, Identity, IdentitySource, Membership
 from apps.policies.choices import GatewayKind
-from apps.policies.models import Application, Gateway, Role, Route
+from apps.policies.models import Application, Gateway, Role, RoleMapping, Route
 
 
 class IdentitySourceFactory(factory.django.DjangoModelFactory):
@@ -80,3 +83,27 @@ class RouteFactory(factory.django.DjangoModelFactory):
     host = factory.Sequence(lambda n: f"app{n}.example.test")
     path_prefix = "/"
     upstream_url = "http://127.0.0.1:9000"
+
+
+class RoleMappingFactory(factory.django.DjangoModelFactory):
+    """A group mapping: members of a new group get a new role."""
+
+    class Meta:
+        model = RoleMapping
+
+    role = factory.SubFactory(RoleFactory)
+    match_kind = "group"
+    group = factory.SubFactory(GroupFactory)
+
+
+class DeploymentFactory(factory.django.DjangoModelFactory):
+    """A deployment that went live (give ``snapshot``); pass ``state`` for one in another state."""
+
+    class Meta:
+        model = Deployment
+
+    gateway = factory.SubFactory(GatewayFactory)
+    trigger = DeploymentTrigger.CLI
+    actor = "cli:test"
+    state = DeploymentState.LIVE
+    finished_at = factory.LazyFunction(timezone.now)

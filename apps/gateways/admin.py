@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from apps.core.admin import AuditedModelAdmin, ReadOnlyModelAdmin
-from apps.gateways.models import Deployment, GatewayDrift, SshTarget
+from apps.gateways.models import Deployment, DeployRequest, GatewayDrift, SshTarget
 from apps.gateways.ssh_keys import host_key_fingerprint
 
 
@@ -13,6 +13,19 @@ class DeploymentAdmin(ReadOnlyModelAdmin):
     list_filter = ("state", "trigger", "gateway")
     search_fields = ("gateway__name", "actor", "rendered_sha256", "snapshot__sha256")
     list_select_related = ("gateway",)
+
+
+@admin.register(DeployRequest)
+class DeployRequestAdmin(ReadOnlyModelAdmin):
+    """Read-only: requested and decided in the web UI (apps/gateways/deploy_requests.py) alone."""
+
+    list_display = ("id", "state", "snapshot", "requested_by", "requested_at", "decided_by", "decided_at")
+    list_filter = ("state",)
+    search_fields = ("snapshot__sha256", "requested_by__username", "decided_by__username", "reason")
+    list_select_related = ("snapshot", "requested_by", "decided_by")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("snapshot__content")  # megabytes per snapshot at scale
 
 
 @admin.register(GatewayDrift)

@@ -27,3 +27,10 @@ FINAL_STATES = frozenset({DeploymentState.LIVE, DeploymentState.FAILED, Deployme
 class RevocationReason(models.TextChoices):
     DEACTIVATED = "deactivated", "Identity deactivated"
     ROLES_LOST = "roles_lost", "Roles lost"
+
+
+class DeployRequestState(models.TextChoices):
+    REQUESTED = "requested", "Awaiting approval"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"

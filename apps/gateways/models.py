@@ -1,7 +1,9 @@
 """Deployment: one snapshot rendered, proven and pushed to one gateway; the only record of its progress.
 SshTarget: how to reach a gateway's host over SSH, for a gateway deployed there instead of on this host.
-Revocation: a subject whose older edge tokens a gateway refuses (apps/gateways/revocations.py)."""
+Revocation: a subject whose older edge tokens a gateway refuses (apps/gateways/revocations.py).
+DeployRequest: a deploy someone asked for and an admin approves or rejects (apps/gateways/deploy_requests.py)."""
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -9,7 +11,13 @@ from django.db.models import Q
 
 from apps.core.fields import EncryptedTextField, NormalizedCharField
 from apps.gateways import ssh_keys
-from apps.gateways.choices import FINAL_STATES, DeploymentState, DeploymentTrigger, RevocationReason
+from apps.gateways.choices import (
+    FINAL_STATES,
+    DeploymentState,
+    DeploymentTrigger,
+    DeployRequestState,
+    RevocationReason,
+)
 
 
 class Deployment(models.Model):
@@ -164,3 +172,43 @@ class Revocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} revoked at {self.gateway_id} before {self.revoked_before.isoformat()}"
+
+
+class DeployRequest(models.Model):
+    """A request to deploy a snapshot to some gateways: an editor or admin asks, an admin approves
+    (another one than the requester while the two-person rule is on) or rejects. Approving queues
+    the deployments, which it then lists; a rollback is a request for an older snapshot."""
+
+    snapshot = models.ForeignKey("policies.PolicySnapshot", on_delete=models.PROTECT, related_name="deploy_requests")
+    gateways = models.ManyToManyField("policies.Gateway", related_name="deploy_requests")
+    reason = models.TextField(blank=True, help_text="Why the requester asks for this deploy.")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    state = models.CharField(max_length=16, choices=DeployRequestState.choices, default=DeployRequestState.REQUESTED)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True, help_text="What the approver, rejecter or canceller said.")
+    deployments = models.ManyToManyField(
+        Deployment, blank=True, related_name="deploy_requests", help_text="Queued by the approval."
+    )
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        indexes = [models.Index(fields=["state", "-requested_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state=DeployRequestState.REQUESTED, decided_at__isnull=True)
+                | (~Q(state=DeployRequestState.REQUESTED) & Q(decided_at__isnull=False, decided_by__isnull=False)),
+                name="deploy_request_decided_when_not_pending",
+                violation_error_message="A decided deploy request records who decided it and when.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"deploy request {self.pk} ({self.state})"
+
+    @property
+    def pending(self) -> bool:
+        return self.state == DeployRequestState.REQUESTED

@@ -1,4 +1,4 @@
-"""Reads for policies: snapshots in their compiled form and effective roles."""
+"""Reads for policies: snapshots in their compiled form, effective roles, rules in evaluation order."""
 
 import gc
 import json
@@ -7,10 +7,11 @@ from functools import lru_cache
 
 from django.db import connection
 
+from apps.audit.models import AuditEvent
 from apps.core.validators import normalize_entity_ref
-from apps.policies.models import Application, PolicySnapshot
+from apps.policies.models import AccessRule, Application, PolicySnapshot, Route
 from apps.policies.roles import effective_roles, role_grants
-from apps.policies.snapshot import CompiledPolicy, compile_policy
+from apps.policies.snapshot import CompiledPolicy, compile_policy, evaluation_order, route_key, rule_row_content
 
 __all__ = ["compiled_policy", "effective_roles", "role_grants"]
 
@@ -75,3 +76,22 @@ def application_for_entity(*, kind: str, namespace: str, name: str) -> Applicati
     in full form); a ValidationError when the parts cannot form a ref."""
     ref = normalize_entity_ref(f"{kind}:{namespace}/{name}")
     return Application.objects.filter(backstage_entity_ref=ref).first()
+
+
+def route_rules_in_evaluation_order(*, route: Route) -> list[tuple[str, AccessRule]]:
+    """The route's rules, each with the key a snapshot gives it, in the order ``decide()`` reads them
+    once they are in a snapshot (deny rules first; see ``snapshot.evaluation_order``)."""
+    key = route_key(route.gateway.name, route.host, route.path_prefix)
+    keyed = [(rule_row_content(rule, key), rule) for rule in route.rules.prefetch_related("roles")]
+    keyed.sort(key=lambda pair: evaluation_order(pair[0]))
+    return [(content["key"], rule) for content, rule in keyed]
+
+
+def policy_edited_since(*, snapshot: PolicySnapshot) -> bool:
+    """Whether policy objects (roles, mappings, applications, gateways, routes, rules) were written
+    since ``snapshot`` was built, as the audit log records: it may then be out of date."""
+    return (
+        AuditEvent.objects.filter(occurred_at__gt=snapshot.created_at, object_type__startswith="policies.")
+        .exclude(object_type=PolicySnapshot._meta.label_lower)
+        .exists()
+    )

@@ -30,10 +30,15 @@ _RULE_FIELDS = (
     "cache_seconds",
 )
 _ROUTE_FIELDS = ("host", "path_prefix", "methods", "upstream_url", "signed_links")
+_ALLOW_ORDER = {"roles": 0, "authenticated": 1, "public": 2}  # allow rules, most specific first
 
 
 def content_sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def route_key(gateway: str, host: str, path_prefix: str) -> str:
+    return f"{gateway}/{host}{path_prefix}"
 
 
 def _rule_content(rule: dict, route_key: str) -> dict:
@@ -63,7 +68,7 @@ def _routes_content() -> list[dict]:
     route_rows = Route.objects.values_list("pk", "gateway__name", "application__slug", *_ROUTE_FIELDS).iterator(20_000)
     for route_id, gateway, application, *values in route_rows:
         route = dict(zip(_ROUTE_FIELDS, values, strict=True))
-        key = f"{gateway}/{route['host']}{route['path_prefix']}"
+        key = route_key(gateway, route["host"], route["path_prefix"])
         rules = [_rule_content(rule, key) for rule in rules_by_route[route_id]]
         routes.append(
             {
@@ -76,6 +81,19 @@ def _routes_content() -> list[dict]:
             }
         )
     return sorted(routes, key=lambda route: route["key"])
+
+
+def rule_row_content(rule: AccessRule, route_key: str) -> dict:
+    """One rule row as a snapshot holds it (with its key), its roles prefetched."""
+    fields = {field: getattr(rule, field) for field in _RULE_FIELDS}
+    return _rule_content({**fields, "roles": [role.slug for role in rule.roles.all()]}, route_key)
+
+
+def evaluation_order(rule: dict) -> tuple:
+    """Where ``decide()`` reads a rule (as a snapshot holds it) among its route's: deny rules first,
+    then allow rules, most specific first (roles, authenticated, public); ties in canonical order."""
+    rank = (0, 0) if rule["effect"] == Effect.DENY else (1, _ALLOW_ORDER[rule["auth_mode"]])
+    return (*rank, canonical_json(rule))
 
 
 def snapshot_content() -> dict:
@@ -137,9 +155,6 @@ class RouteView:
     needs_address: bool  # some rule has CIDRs: only then is the client address parsed
     deny_rules: tuple[RuleView, ...]
     allow_rules: tuple[RuleView, ...]  # most specific first: roles, authenticated, public
-
-
-_ALLOW_ORDER = {"roles": 0, "authenticated": 1, "public": 2}
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,9 @@ def test_the_schema_and_its_docs_are_served(client):
     docs = client.get("/api/v1/docs/")
     assert docs.status_code == 200
     assert b"drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in docs.content  # no CDN
+    assert b"<script>" not in docs.content  # its set-up is a script file: the CSP allows no inline script
+    assert "'unsafe-inline'" not in docs["Content-Security-Policy"].split("script-src")[1].split(";")[0]
+    assert client.get("/api/v1/docs/?script=").status_code == 200
     redoc = client.get("/api/v1/redoc/")
     assert redoc.status_code == 200
     assert b"drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js" in redoc.content

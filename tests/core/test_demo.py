@@ -43,7 +43,7 @@ ARTIFACT = "artifacts.example.test/artifacts/0184990a/build.log"
 JAR = "packages.example.test/maven/com/acme/lib/1.0/lib-1.0.jar"
 OFFICE_IP = "10.20.30.40"
 INTERNET_IP = "203.0.113.7"
-LOGIN_LINE = re.compile(r"Log in at http://127\.0\.0\.1:8000/admin/ as (\S+) / (\S+)")
+LOGIN_LINE = re.compile(r"Sign in at http://127\.0\.0\.1:8000/login/ as (\S+) / (\S+)")
 
 
 @pytest.fixture
@@ -225,8 +225,14 @@ def _seed_demo_command(*args: str) -> tuple[str, str, str]:
     return out.getvalue(), username, password
 
 
+@pytest.fixture
+def local_login(settings):
+    """Password sign-in, as make demo runs (POLICYHUB_LOCAL_LOGIN=1 adds Django's ModelBackend)."""
+    settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, "django.contrib.auth.backends.ModelBackend"]
+
+
 @pytest.mark.django_db
-def test_command_prints_a_working_login_every_time(settings):
+def test_command_prints_a_working_login_every_time(settings, local_login):
     settings.DEBUG = True
     output, username, password = _seed_demo_command()
     assert "Seeded the demo: 3 identity sources, 15 identities (12 active)" in output
@@ -245,7 +251,7 @@ def test_command_prints_a_working_login_every_time(settings):
 
 
 @pytest.mark.django_db
-def test_command_refuses_without_debug_unless_forced(settings):
+def test_command_refuses_without_debug_unless_forced(settings, local_login):
     settings.DEBUG = False
     with pytest.raises(CommandError, match="DEBUG=1"):
         call_command("seed_demo", stdout=StringIO())

@@ -111,7 +111,7 @@ def _tables(index: HostIndex) -> dict[str, dict[str, RouteView]]:
     return dict(sorted(tables.items()))
 
 
-def _route_key(table: str, prefix: str, where: str) -> str:
+def route_map_key(table: str, prefix: str, where: str) -> str:
     """``<table><prefix>/``: with "/" after the request path too, prefixes match on segment boundaries."""
     if not _PREFIX.match(prefix):
         raise RenderError(where, f"path prefix {prefix!r} is not normalized (validators.normalize_path_prefix)")
@@ -408,7 +408,7 @@ class HaproxyRenderer:
         backends, backend_sections = _backends(upstreams)
         route_lines = [
             _route_line(
-                number, _route_key(table, route.path_prefix, f"route {route.key}"), route, backends[url], network_ids
+                number, route_map_key(table, route.path_prefix, f"route {route.key}"), route, backends[url], network_ids
             )
             for number, ((table, route), url) in enumerate(zip(routes, upstreams, strict=True), start=1)
         ]

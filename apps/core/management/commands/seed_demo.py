@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from apps.core.actors import Actor
 from apps.core.demo import DemoSummary, demo_admin_reset, demo_seed
 
-ADMIN_URL = "http://127.0.0.1:8000/admin/"
+SIGN_IN_URL = "http://127.0.0.1:8000/login/"  # the web UI, and the admin at /admin/
 
 
 def _describe(summary: DemoSummary) -> str:
@@ -51,4 +51,6 @@ class Command(BaseCommand):
             )
         snapshot = summary.snapshot_sha256 or "none built yet"
         self.stdout.write(f"Policy snapshot: {snapshot}")
-        self.stdout.write(self.style.SUCCESS(f"Log in at {ADMIN_URL} as {login.username} / {login.password.reveal()}"))
+        self.stdout.write(
+            self.style.SUCCESS(f"Sign in at {SIGN_IN_URL} as {login.username} / {login.password.reveal()}")
+        )

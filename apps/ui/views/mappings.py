@@ -1,0 +1,47 @@
+"""Role mappings: which source groups, identities or claims hold which policyhub role."""
+
+from django_filters.views import FilterView
+from django_tables2 import SingleTableMixin
+
+from apps.policies import services
+from apps.policies.api.filters import RoleMappingFilterSet
+from apps.policies.api.serializers import RoleMappingSerializer
+from apps.policies.models import RoleMapping
+from apps.ui.access import READERS, HubRoleView
+from apps.ui.editing import ObjectCreateView, ObjectDeleteView, ObjectEditView
+from apps.ui.forms import RoleMappingForm
+from apps.ui.tables import RoleMappingTable
+
+
+class MappingListView(HubRoleView, SingleTableMixin, FilterView):
+    allowed_roles = READERS
+    model = RoleMapping
+    table_class = RoleMappingTable
+    filterset_class = RoleMappingFilterSet
+    template_name = "ui/mappings/list.html"
+    table_pagination = {"per_page": 50}  # the table pages; FilterView must not page again
+
+    def get_queryset(self):
+        return RoleMapping.objects.select_related("role", "group", "identity", "source")
+
+
+class _MappingForm:
+    model = RoleMapping
+    form_class = RoleMappingForm
+    serializer_class = RoleMappingSerializer
+    success_url_name = "ui:mappings"
+
+
+class MappingCreateView(_MappingForm, ObjectCreateView):
+    def object_create(self, *, data, actor):
+        return services.role_mapping_create(actor=actor, **data)
+
+
+class MappingEditView(_MappingForm, ObjectEditView):
+    def object_update(self, *, instance, data, actor):
+        return services.role_mapping_update(mapping=instance, actor=actor, data=data)
+
+
+class MappingDeleteView(_MappingForm, ObjectDeleteView):
+    def object_delete(self, *, instance, actor):
+        services.role_mapping_delete(mapping=instance, actor=actor)
