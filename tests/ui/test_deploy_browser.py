@@ -4,10 +4,6 @@ approves it; a real Celery worker deploys it to a running HAProxy while the depl
 follows it by polling until it is live, then stops polling."""
 
 import pytest
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from django.test import Client
 
 from apps.core.actors import Actor
 from apps.gateways.choices import DeploymentState
@@ -16,24 +12,12 @@ from apps.policies import services as policies
 from apps.policies.choices import AuthMode
 from apps.policies.models import Route
 from tests.factories import IdentityFactory, IdentitySourceFactory
-from tests.support.browser import loopback_page, screenshot
+from tests.support.browser import screenshot, signed_in_page
 from tests.support.deploy import deploy_stage
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 ACTOR = Actor.system("browser-test")
 DEPLOY_DEADLINE_MS = 180_000
-
-
-def _signed_in_page(chromium, live_server, name: str, role: str):
-    """A browser of its own for a user of ``role``, signed in through a session made for it."""
-    user = get_user_model().objects.create_user(name, first_name=name.capitalize())
-    user.groups.add(Group.objects.get_or_create(name=f"policyhub-{role}")[0])
-    client = Client()
-    client.force_login(user)
-    page = loopback_page(chromium)
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
-    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}])
-    return page
 
 
 def _grant_a_new_route(stage) -> None:
@@ -57,8 +41,8 @@ def test_an_editor_requests_a_deploy_another_admin_approves_it_and_its_page_foll
     with deploy_stage("haproxy", tmp_path / "deploy") as stage:
         _grant_a_new_route(stage)
         start_celery_worker()
-        editor = _signed_in_page(chromium, live_server, "erin", "editor")
-        admin = _signed_in_page(chromium, live_server, "adam", "admin")
+        editor = signed_in_page(chromium, live_server, "erin", "editor")
+        admin = signed_in_page(chromium, live_server, "adam", "admin")
 
         editor.goto(f"{live_server.url}/ui/deploy/")
         editor.get_by_role("button", name="Build a snapshot now").click()
