@@ -85,21 +85,3 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
-
-
-def signed_in_page(browser, live_server, name: str, role: str):
-    """A page of its own (``loopback_page``) for a new user ``name`` holding the hub ``role``,
-    signed in through a session made for it: for tests of pages, not of signing in."""
-    from django.conf import settings
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group
-    from django.test import Client
-
-    user = get_user_model().objects.create_user(name, first_name=name.capitalize(), email=f"{name}@acme.test")
-    user.groups.add(Group.objects.get_or_create(name=f"policyhub-{role}")[0])
-    client = Client()
-    client.force_login(user)
-    page = loopback_page(browser)
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
-    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}])
-    return page
