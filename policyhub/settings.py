@@ -122,6 +122,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+DJANGO_TABLES2_TEMPLATE = "ui/table.html"  # django-tables2's, with the UI's empty-state marking
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "var" / "static")
 
 # Celery: with no broker configured, tasks run eagerly in-process (demo and unit tests).

@@ -9,6 +9,7 @@ from django.utils.safestring import mark_safe
 from apps.gateways.choices import DeploymentState
 from apps.gateways.deploy_review import rollback_candidate
 from apps.gateways.models import Deployment
+from apps.ui.tables import TimestampColumn
 
 
 class DeploymentHistoryTable(tables.Table):
@@ -16,8 +17,8 @@ class DeploymentHistoryTable(tables.Table):
     state = tables.Column()
     snapshot = tables.Column(accessor="snapshot__sha256", verbose_name="Snapshot", default="-")
     trigger = tables.Column(verbose_name="Requested")
-    created_at = tables.DateTimeColumn(verbose_name="At", format="Y-m-d H:i")
-    finished_at = tables.DateTimeColumn(verbose_name="Finished", format="Y-m-d H:i", default="-")
+    created_at = TimestampColumn(verbose_name="At")
+    finished_at = TimestampColumn(verbose_name="Finished", default="-")
     rollback = tables.Column(empty_values=(), orderable=False, verbose_name="")
 
     class Meta:

@@ -4,13 +4,24 @@ import json
 
 import django_tables2 as tables
 from django.utils.html import format_html, format_html_join
-from django.utils.timesince import timesince
 
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_event_as_dict
 from apps.identities.models import Identity
 from apps.policies.models import Application, RoleMapping, Route
 from apps.policies.roles import role_grants_for
+from apps.ui.templatetags.ui import timestamp
+
+
+class TimestampColumn(tables.Column):
+    """A moment as ``{% timestamp %}`` shows it: UTC, how long ago, and in the reader's zone in the browser."""
+
+    def __init__(self, *args, seconds: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seconds = seconds
+
+    def render(self, value) -> str:
+        return timestamp(value, seconds=self.seconds)
 
 
 class RoleMappingTable(tables.Table):
@@ -39,7 +50,7 @@ SUMMARY_FIELDS = 4  # changed fields named in a folded change
 
 class AuditEventTable(tables.Table):
     id = tables.Column(verbose_name="#")
-    occurred_at = tables.Column(verbose_name="When (UTC)")
+    occurred_at = TimestampColumn(verbose_name="When", seconds=True)
     object = tables.Column(empty_values=(), orderable=False, verbose_name="Object")
     change = tables.Column(empty_values=(), orderable=False, verbose_name="Before → after")
 
@@ -48,15 +59,6 @@ class AuditEventTable(tables.Table):
         fields = ("id", "occurred_at", "actor", "action", "object", "change", "request_id")
         order_by = ("-id",)
         attrs = {"class": "list audit"}
-        empty_text = "No audit event matches these filters: widen the time range or clear a filter."
-
-    def render_occurred_at(self, value) -> str:
-        return format_html(
-            '<time datetime="{}">{}</time> <small>{} ago</small>',
-            value.isoformat(),
-            value.strftime("%Y-%m-%d %H:%M:%S"),
-            timesince(value),
-        )
 
     def render_object(self, record: AuditEvent) -> str:
         return f"{record.object_type} {record.object_id}".strip() or "-"
@@ -142,7 +144,6 @@ class IdentityTable(tables.Table):
         fields = ("username", "display_name", "email", "source", "kind", "active")
         order_by = ("username",)
         attrs = {"class": "list"}
-        empty_text = "No identity matches: clear a filter, or import identities from a source."
 
     def before_render(self, request):
         records = self.paginated_rows.data  # the page's queryset: evaluated here, its rows then reuse it

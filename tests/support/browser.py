@@ -12,7 +12,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import connections
+from django.test import Client
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
@@ -42,15 +46,29 @@ def chromium(monkeypatch):
         connections.close_all()
 
 
-def loopback_page(browser):
-    """A page in a fresh context (no cookies), which reaches loopback only; close its ``context``."""
-    context = browser.new_context()
+def loopback_page(browser, *, timezone_id: str | None = None):
+    """A page in a fresh context (no cookies), which reaches loopback only; close its ``context``.
+    ``timezone_id`` (IANA, e.g. "America/New_York"): the zone the page's clock is in; default: the host's."""
+    context = browser.new_context(**({"timezone_id": timezone_id} if timezone_id else {}))
     context.route(
         "**/*",
         lambda route: route.continue_() if urlsplit(route.request.url).hostname in LOOPBACK else route.abort(),
     )
     page = context.new_page()
     page.set_default_timeout(15_000)
+    return page
+
+
+def signed_in_page(browser, live_server, name: str, role: str, *, timezone_id: str | None = None):
+    """A browser of its own (``loopback_page``) for a new user of hub ``role``, signed in through a
+    session made for it; close its ``context``."""
+    user = get_user_model().objects.create_user(name, first_name=name.capitalize())
+    user.groups.add(Group.objects.get_or_create(name=f"policyhub-{role}")[0])
+    client = Client()
+    client.force_login(user)
+    page = loopback_page(browser, timezone_id=timezone_id)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}])
     return page
 
 
@@ -67,21 +85,3 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
-
-
-def signed_in_page(browser, live_server, name: str, role: str):
-    """A page of its own (``loopback_page``) for a new user ``name`` holding the hub ``role``,
-    signed in through a session made for it: for tests of pages, not of signing in."""
-    from django.conf import settings
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group
-    from django.test import Client
-
-    user = get_user_model().objects.create_user(name, first_name=name.capitalize(), email=f"{name}@acme.test")
-    user.groups.add(Group.objects.get_or_create(name=f"policyhub-{role}")[0])
-    client = Client()
-    client.force_login(user)
-    page = loopback_page(browser)
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
-    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}])
-    return page

@@ -5,7 +5,7 @@ arguments needs a sample in the ``samples`` fixture, or this fails and says so).
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
 
 from apps.api.choices import HubRole
 from apps.core.actors import Actor
@@ -14,6 +14,7 @@ from apps.policies import services
 from apps.policies.services import snapshot_build
 from apps.ui.access import HubRoleView
 from tests.factories import DeploymentFactory, IdentityFactory, RoleMappingFactory, RouteFactory
+from tests.ui.pages import ui_pages
 
 pytestmark = pytest.mark.django_db
 VISITORS = ("anonymous", "no-role", HubRole.ADMIN, HubRole.EDITOR, HubRole.AUDITOR)
@@ -46,23 +47,7 @@ def samples() -> dict[str, dict]:
     }
 
 
-def _ui_pages() -> list[tuple[str, type, bool]]:
-    """(url name, view class, whether it takes arguments) of every page under the ``ui`` namespace."""
-    _, resolver = get_resolver().namespace_dict["ui"]
-    pages = []
-
-    def walk(patterns):
-        for pattern in patterns:
-            if isinstance(pattern, URLResolver):
-                walk(pattern.url_patterns)
-            elif isinstance(pattern, URLPattern):
-                pages.append((pattern.name, pattern.callback.view_class, bool(pattern.pattern.converters)))
-
-    walk(resolver.url_patterns)
-    return pages
-
-
-PAGES = _ui_pages()
+PAGES = ui_pages()
 
 
 def test_every_page_declares_the_hub_roles_it_admits():

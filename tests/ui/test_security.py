@@ -27,11 +27,14 @@ def test_pages_carry_a_content_security_policy_that_allows_nothing_inline_or_for
     assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
 
 
-def test_htmx_is_served_from_this_origin(client, auditor):
+def test_the_only_scripts_are_htmx_and_local_time_served_from_this_origin(client, auditor):
     client.force_login(auditor)
     page = client.get("/ui/").content.decode()
     scripts = re.findall(r"<script[^>]*>", page)
-    assert scripts == ['<script src="/static/django_htmx/htmx-2.min.js" defer>']
+    assert scripts == [
+        '<script src="/static/django_htmx/htmx-2.min.js" defer>',
+        '<script src="/static/ui/local-time.js" defer>',
+    ]
 
 
 def test_cookies_are_secure_httponly_and_samesite(settings):

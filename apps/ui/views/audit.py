@@ -11,6 +11,7 @@ from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_chain_verify, audit_event_list
 from apps.ui.access import AUDIT_READERS, HubRoleView
 from apps.ui.tables import AuditEventTable
+from apps.ui.views.lists import EmptyTextMixin
 
 TIME_RANGE = {"occurred_after": "From (UTC)", "occurred_before": "Until (UTC)"}
 
@@ -26,11 +27,16 @@ class AuditFilters(AuditEventFilterSet):
             field.widget.input_type = "datetime-local"
 
 
-class AuditListView(HubRoleView, SingleTableMixin, FilterView):
+class AuditListView(HubRoleView, EmptyTextMixin, SingleTableMixin, FilterView):
     """``?format=jsonl``: the filtered events as the API's export streams them; ``?verify=1``: the
     chain's verification (only that section when htmx asks)."""
 
     allowed_roles = AUDIT_READERS
+    empty_text = (
+        "Nothing recorded yet: every change, in the UI, the admin or the API, shows here as it is made. "
+        "Add an identity source or a role mapping to start."
+    )
+    no_match_text = "No audit event matches these filters: widen the time range or clear a filter."
     model = AuditEvent
     table_class = AuditEventTable
     filterset_class = AuditFilters

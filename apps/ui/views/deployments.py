@@ -55,7 +55,8 @@ class GatewayDeploymentsView(HubRoleView, SingleTableMixin, TemplateView):
 
     def get_table_kwargs(self):
         can_request = bool(self.request.hub_roles & {HubRole.ADMIN, HubRole.EDITOR})
-        return {"live": self.live, "can_request": can_request}
+        empty_text = f"No deployment of {self.gateway.name} yet: request a deploy on the Deploy page."
+        return {"live": self.live, "can_request": can_request, "empty_text": empty_text}
 
     def get_context_data(self, **kwargs):
         self.live = deployment_live(gateway=self.gateway)

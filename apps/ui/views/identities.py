@@ -13,10 +13,16 @@ from apps.ui.access import READERS, HubRoleView
 from apps.ui.filters import IdentityFilters
 from apps.ui.selectors import identity_overview
 from apps.ui.tables import IdentityTable
+from apps.ui.views.lists import EmptyTextMixin
 
 
-class IdentityListView(HubRoleView, SingleTableMixin, FilterView):
+class IdentityListView(HubRoleView, EmptyTextMixin, SingleTableMixin, FilterView):
     allowed_roles = READERS
+    empty_text = (
+        "No identities yet: add an identity source in the admin (Identities › Identity sources), "  # noqa: RUF001 (as the admin writes it)
+        "then import its people with manage.py sync_identities."
+    )
+    no_match_text = "No identity matches these filters: clear a filter or search for less."
     table_class = IdentityTable
     filterset_class = IdentityFilters
     template_name = "ui/identities/list.html"

@@ -11,10 +11,16 @@ from apps.ui.access import READERS, HubRoleView
 from apps.ui.editing import ObjectCreateView, ObjectDeleteView, ObjectEditView
 from apps.ui.forms import RoleMappingForm
 from apps.ui.tables import RoleMappingTable
+from apps.ui.views.lists import EmptyTextMixin
 
 
-class MappingListView(HubRoleView, SingleTableMixin, FilterView):
+class MappingListView(HubRoleView, EmptyTextMixin, SingleTableMixin, FilterView):
     allowed_roles = READERS
+    empty_text = (
+        "No role mappings yet, so nobody holds a role: add one (New mapping) to grant a role to a group's "
+        "members, one identity, or a claim's holders."
+    )
+    no_match_text = "No role mapping matches these filters: clear a filter."
     model = RoleMapping
     table_class = RoleMappingTable
     filterset_class = RoleMappingFilterSet
