@@ -139,7 +139,8 @@ def gateways_due_for_key_renewal(*, now: datetime) -> list[Gateway]:
         if live is None:
             continue  # never deployed: its first deploy will make and publish keys
         trusted = {kid for kids in live.accepted_kids.values() for kid in kids}
-        keys = list(SigningKey.objects.filter(gateway=gateway, kid__in=trusted))
+        # states and dates only: the key material is never decrypted for this (the dashboard asks often)
+        keys = list(SigningKey.objects.filter(gateway=gateway, kid__in=trusted).defer("private_material"))
         overdue = any(
             (key.state in (KeyState.NEXT, KeyState.ACTIVE) and key.not_after <= now + margin)
             or (
