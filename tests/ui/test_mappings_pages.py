@@ -2,34 +2,20 @@
 validation errors, and an edit or delete of a mapping changed since the form was opened refused
 with who changed it."""
 
-import re
-
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group as AuthGroup
 
 from apps.audit.models import AuditEvent
 from apps.core.actors import Actor
 from apps.policies import services
 from apps.policies.models import RoleMapping
 from tests.factories import GroupFactory, RoleFactory, RoleMappingFactory
+from tests.ui.pages import form_etag, signed_in
 
 pytestmark = pytest.mark.django_db
 
 
-def _signed_in(client, role: str):
-    user = get_user_model().objects.create_user(f"{role}-user", email=f"{role}@acme.test")
-    user.groups.add(AuthGroup.objects.get_or_create(name=f"policyhub-{role}")[0])
-    client.force_login(user)
-    return user
-
-
-def _etag(page: str) -> str:
-    return re.search(r'name="etag" value="([^"]+)"', page)[1].replace("&quot;", '"')
-
-
 def test_the_table_lists_mappings_and_filters_them_with_the_apis_filters(client):
-    _signed_in(client, "auditor")
+    signed_in(client, "auditor")
     wanted, other = RoleMappingFactory(role=RoleFactory(slug="airflow-admin")), RoleMappingFactory()
 
     everything = client.get("/ui/mappings/").content.decode()
@@ -40,7 +26,7 @@ def test_the_table_lists_mappings_and_filters_them_with_the_apis_filters(client)
 
 
 def test_an_editor_creates_a_mapping_which_is_audited_as_them(client):
-    user = _signed_in(client, "editor")
+    user = signed_in(client, "editor")
     role, group = RoleFactory(slug="viewer"), GroupFactory(name="staff")
 
     answer = client.post(
@@ -54,7 +40,7 @@ def test_an_editor_creates_a_mapping_which_is_audited_as_them(client):
 
 
 def test_what_the_service_refuses_shows_on_the_form(client):
-    _signed_in(client, "editor")
+    signed_in(client, "editor")
     RoleFactory(slug="viewer")
 
     answer = client.post("/ui/mappings/new/", {"role": "viewer", "match_kind": "group"})  # no group
@@ -65,13 +51,13 @@ def test_what_the_service_refuses_shows_on_the_form(client):
 
 
 def test_an_edit_saves_when_nobody_changed_the_mapping_meanwhile(client):
-    _signed_in(client, "editor")
+    signed_in(client, "editor")
     mapping = RoleMappingFactory(description="old")
     form = client.get(f"/ui/mappings/{mapping.pk}/").content.decode()
 
     answer = client.post(
         f"/ui/mappings/{mapping.pk}/",
-        {"etag": _etag(form), "role": mapping.role.slug, "match_kind": "group", "group": mapping.group.pk,
+        {"etag": form_etag(form), "role": mapping.role.slug, "match_kind": "group", "group": mapping.group.pk,
          "enabled": "on", "description": "the on-call admins"},
     )  # fmt: skip
 
@@ -81,14 +67,14 @@ def test_an_edit_saves_when_nobody_changed_the_mapping_meanwhile(client):
 
 
 def test_an_edit_of_a_mapping_changed_since_the_form_was_opened_is_refused_naming_who_changed_it(client):
-    _signed_in(client, "editor")
+    signed_in(client, "editor")
     mapping = RoleMappingFactory(description="old")
     form = client.get(f"/ui/mappings/{mapping.pk}/").content.decode()
     services.role_mapping_update(mapping=mapping, actor=Actor.parse("user:carol"), data={"description": "carol's"})
 
     answer = client.post(
         f"/ui/mappings/{mapping.pk}/",
-        {"etag": _etag(form), "role": mapping.role.slug, "match_kind": "group", "group": mapping.group.pk,
+        {"etag": form_etag(form), "role": mapping.role.slug, "match_kind": "group", "group": mapping.group.pk,
          "description": "mine"},
     )  # fmt: skip
 
@@ -101,22 +87,22 @@ def test_an_edit_of_a_mapping_changed_since_the_form_was_opened_is_refused_namin
 
 
 def test_a_delete_of_a_mapping_changed_since_is_refused_and_a_current_one_goes(client):
-    _signed_in(client, "editor")
+    signed_in(client, "editor")
     mapping = RoleMappingFactory()
-    stale = _etag(client.get(f"/ui/mappings/{mapping.pk}/delete/").content.decode())
+    stale = form_etag(client.get(f"/ui/mappings/{mapping.pk}/delete/").content.decode())
     services.role_mapping_update(mapping=mapping, actor=Actor.parse("user:carol"), data={"enabled": False})
 
     refused = client.post(f"/ui/mappings/{mapping.pk}/delete/", {"etag": stale})
     assert refused.status_code == 200 and "since you opened it" in refused.content.decode()
     assert RoleMapping.objects.filter(pk=mapping.pk).exists()
 
-    current = _etag(client.get(f"/ui/mappings/{mapping.pk}/delete/").content.decode())
+    current = form_etag(client.get(f"/ui/mappings/{mapping.pk}/delete/").content.decode())
     assert client.post(f"/ui/mappings/{mapping.pk}/delete/", {"etag": current}).status_code == 302
     assert not RoleMapping.objects.filter(pk=mapping.pk).exists()
 
 
 def test_an_auditor_can_read_but_not_write(client):
-    _signed_in(client, "auditor")
+    signed_in(client, "auditor")
     mapping = RoleMappingFactory()
     assert client.get("/ui/mappings/").status_code == 200
     assert client.post(f"/ui/mappings/{mapping.pk}/delete/", {"etag": "x"}).status_code == 403
