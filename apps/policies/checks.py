@@ -161,10 +161,14 @@ def application_access(*, application: Application, snapshot: PolicySnapshot) ->
 def identity_access(*, identity: Identity, snapshot: PolicySnapshot) -> tuple[list[Reach], Sequence[RoleGrant]]:
     """Every route ``identity`` reaches in ``snapshot`` (public routes only when it is inactive or
     unknown to the snapshot), with the grants behind its roles."""
-    policy = compiled_policy(snapshot=snapshot)
-    roles = policy.identity_roles.get(identity.subject) if identity.active else None
+    roles = identity_snapshot_roles(identity=identity, snapshot=snapshot)
     grants = role_grants_for([identity], roles=roles)[identity.pk] if roles else ()
-    return routes_reached(policy, roles), grants
+    return routes_reached(compiled_policy(snapshot=snapshot), roles), grants
+
+
+def identity_snapshot_roles(*, identity: Identity, snapshot: PolicySnapshot) -> frozenset[str] | None:
+    """The roles ``snapshot`` gives ``identity``; None: it is inactive or unknown to the snapshot."""
+    return compiled_policy(snapshot=snapshot).identity_roles.get(identity.subject) if identity.active else None
 
 
 def mappings_by_role(*, roles: set[str]) -> dict[str, list[RoleMapping]]:

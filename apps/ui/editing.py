@@ -8,9 +8,10 @@ since it was opened is not overwritten: the form comes back with what was typed,
 it and when (the newest audit event on it). Validation errors from the services' ``full_clean``
 appear on their fields.
 
-A page subclasses ``ObjectCreateView``, ``ObjectEditView`` or ``ObjectDeleteView`` and names its
-model, form, API serializer and the service calls (``object_create`` / ``object_update`` /
-``object_delete``), each given the acting user as an ``Actor``.
+A page subclasses ``ObjectCreateView`` (``ObjectCreateUnderView`` for a parent the URL names),
+``ObjectEditView`` or ``ObjectDeleteView`` and names its model, form, API serializer and the service
+calls (``object_create`` / ``object_update`` / ``object_delete``), each given the acting user as an
+``Actor``.
 """
 
 from django import forms
@@ -110,6 +111,16 @@ class ObjectCreateView(_ObjectFormView):
 
     def write(self, form):
         return self.object_create(data=form.cleaned_data, actor=self.actor())
+
+
+class ObjectCreateUnderView(ObjectCreateView):
+    """A create form under the parent object the URL names (its ``pk``), kept as ``self.parent``."""
+
+    parent_model = None
+
+    def dispatch(self, request, *args, **kwargs):
+        self.parent = get_object_or_404(self.parent_model, pk=kwargs["pk"])
+        return super().dispatch(request, *args, **kwargs)
 
 
 class ObjectEditView(_ObjectFormView):

@@ -20,10 +20,9 @@ from apps.gateways.models import Deployment, GatewayDrift, SshTarget
 from apps.gateways.selectors import deployment_list, gateways_due_for_key_renewal, gateways_with_deployments
 from apps.identities.models import Identity, IdentitySource, SyncRun
 from apps.policies.access import Reach
-from apps.policies.checks import NoSnapshot, identity_access, snapshot_for_check
+from apps.policies.checks import NoSnapshot, identity_access, identity_snapshot_roles, snapshot_for_check
 from apps.policies.models import Gateway, PolicySnapshot
 from apps.policies.roles import RoleGrant, role_grants
-from apps.policies.selectors import compiled_policy
 from apps.policies.snapshot import RouteView
 
 RECENT = 10
@@ -267,6 +266,6 @@ def identity_overview(*, identity: Identity) -> IdentityOverview:
     except NoSnapshot:
         return IdentityOverview(identity, attributes, roles, None, [], None)
     reaches, _ = identity_access(identity=identity, snapshot=snapshot)  # its grants: of the snapshot's roles
-    known = compiled_policy(snapshot=snapshot).identity_roles.get(identity.subject) if identity.active else None
+    known = identity_snapshot_roles(identity=identity, snapshot=snapshot)
     routes = [RouteReached.of(reach) for reach in reaches]
     return IdentityOverview(identity, attributes, roles, snapshot, routes, None if known is None else sorted(known))

@@ -2,7 +2,6 @@
 writing through apps/policies/services.py."""
 
 from django.db.models import Count
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.generic import DetailView
 from django_filters.views import FilterView
@@ -14,7 +13,7 @@ from apps.policies.api.serializers import AccessRuleSerializer, ApplicationSeria
 from apps.policies.models import AccessRule, Application, Route
 from apps.policies.selectors import route_rules_in_evaluation_order
 from apps.ui.access import READERS, HubRoleView
-from apps.ui.editing import ObjectCreateView, ObjectDeleteView, ObjectEditView
+from apps.ui.editing import ObjectCreateUnderView, ObjectCreateView, ObjectDeleteView, ObjectEditView
 from apps.ui.forms import AccessRuleForm, ApplicationForm, RouteForm
 from apps.ui.tables import ApplicationTable, RouteTable
 
@@ -108,15 +107,13 @@ class _RouteForm:
         return reverse("ui:route", args=[instance.pk])
 
 
-class RouteCreateView(_RouteForm, ObjectCreateView):
+class RouteCreateView(_RouteForm, ObjectCreateUnderView):
     """A new route of the application in the URL (the form can move it to another)."""
 
-    def dispatch(self, request, *args, **kwargs):
-        self.application = get_object_or_404(Application, pk=kwargs["pk"])
-        return super().dispatch(request, *args, **kwargs)
+    parent_model = Application
 
     def get_initial(self):
-        return {**super().get_initial(), "application": self.application}
+        return {**super().get_initial(), "application": self.parent}
 
     def object_create(self, *, data, actor):
         return services.route_create(actor=actor, **data)
@@ -150,18 +147,16 @@ class _RuleForm:
         return reverse("ui:route", args=[instance.route_id])
 
 
-class AccessRuleCreateView(_RuleForm, ObjectCreateView):
+class AccessRuleCreateView(_RuleForm, ObjectCreateUnderView):
     """A new rule on the route in the URL."""
 
-    def dispatch(self, request, *args, **kwargs):
-        self.route = get_object_or_404(Route, pk=kwargs["pk"])
-        return super().dispatch(request, *args, **kwargs)
+    parent_model = Route
 
     def get_context_data(self, **kwargs):
-        return {**super().get_context_data(**kwargs), "model_name": f"access rule on {self.route}"}
+        return {**super().get_context_data(**kwargs), "model_name": f"access rule on {self.parent}"}
 
     def object_create(self, *, data, actor):
-        return services.access_rule_create(actor=actor, route=self.route, **data)
+        return services.access_rule_create(actor=actor, route=self.parent, **data)
 
 
 class AccessRuleEditView(_RuleForm, ObjectEditView):
