@@ -48,6 +48,13 @@ def snapshot_newest() -> PolicySnapshot | None:
     return PolicySnapshot.objects.defer("content").order_by(*NEWEST_FIRST).first()
 
 
+def snapshot_named_or_newest(*, sha256: str | None) -> PolicySnapshot | None:
+    """The snapshot ``sha256`` names (a page's link may name an older one), else the newest; without
+    its content."""
+    named = PolicySnapshot.objects.defer("content").filter(sha256=sha256).first() if sha256 else None
+    return named or snapshot_newest()
+
+
 def snapshot_newest_cached() -> PolicySnapshot | None:
     """``snapshot_newest()`` for the hot path of access checks: one narrow query (id and sha256 of
     the newest row, off an index) on every call, so a new snapshot is read by the very next check;

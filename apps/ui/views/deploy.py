@@ -25,7 +25,7 @@ from apps.gateways.dry_run import deployment_dry_run
 from apps.gateways.selectors import deployable_gateways
 from apps.gateways.transports import TransportError
 from apps.policies.models import Gateway, PolicySnapshot
-from apps.policies.selectors import snapshot_newest
+from apps.policies.selectors import snapshot_named_or_newest, snapshot_newest
 from apps.policies.services import snapshot_build_reporting
 from apps.ui.access import ADMINS, EDITORS, READERS, HubRoleView
 from apps.ui.deploy_forms import DecisionForm, DeployRequestForm
@@ -87,12 +87,11 @@ class DeployRequestCreateView(_DeployPage, HubRoleView, FormView):
     def _asked_for(self) -> tuple[PolicySnapshot | None, list[Gateway]]:
         """The snapshot and gateways the query string names (a rollback link names both); by
         default the newest snapshot and every deployable gateway."""
-        wanted = self.request.GET.get("snapshot")
-        snapshot = PolicySnapshot.objects.defer("content").filter(sha256=wanted).first() if wanted else None
+        snapshot = snapshot_named_or_newest(sha256=self.request.GET.get("snapshot"))
         gateways = deployable_gateways()
         if names := self.request.GET.getlist("gateways"):
             gateways = gateways.filter(name__in=names)
-        return snapshot or snapshot_newest(), list(gateways)
+        return snapshot, list(gateways)
 
     def get_initial(self):
         snapshot, gateways = self._asked_for()
@@ -214,11 +213,10 @@ class ConfigDiffView(_DeployPage, HubRoleView, TemplateView):
     def get_context_data(self, **kwargs):
         gateway = get_object_or_404(Gateway, pk=kwargs["pk"])
         wanted = self.request.POST.get("snapshot") or self.request.GET.get("snapshot")
-        snapshot = PolicySnapshot.objects.defer("content").filter(sha256=wanted).first() if wanted else None
         return {
             **super().get_context_data(**kwargs),
             "gateway": gateway,
-            "snapshot": snapshot or snapshot_newest(),
+            "snapshot": snapshot_named_or_newest(sha256=wanted),
         }
 
     def post(self, request, *args, **kwargs):
