@@ -52,8 +52,10 @@ def deploy_request_create(
 
 
 def _lock_pending(deploy_request: DeployRequest) -> None:
-    """Reload the request under its row lock (the caller's transaction); refused once decided."""
-    deploy_request.refresh_from_db(from_queryset=DeployRequest.objects.select_for_update())
+    """Reload the request under its row lock (the caller's transaction); refused once decided. Its
+    snapshot comes along without its content (megabytes at scale): a decision needs only its row."""
+    locked = DeployRequest.objects.select_for_update(of=("self",)).select_related("snapshot").defer("snapshot__content")
+    deploy_request.refresh_from_db(from_queryset=locked)
     if not deploy_request.pending:
         raise ValidationError(f"This request was already {deploy_request.get_state_display().lower()}.")
 

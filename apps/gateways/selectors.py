@@ -93,9 +93,10 @@ def deployment_list() -> QuerySet[Deployment]:
 
 
 def deployment_live(*, gateway: Gateway) -> Deployment | None:
-    """The gateway's most recent deployment that went live: what it should be running."""
-    live = Deployment.objects.filter(gateway=gateway, state=DeploymentState.LIVE).select_related("snapshot")
-    return live.order_by("-finished_at", "-id").first()
+    """The gateway's most recent deployment that went live: what it should be running. Its snapshot
+    without the content (megabytes at scale, read on first use): most callers need its sha256 or pk."""
+    live = Deployment.objects.filter(gateway=gateway, state=DeploymentState.LIVE)
+    return live.select_related("snapshot").defer("snapshot__content").order_by("-finished_at", "-id").first()
 
 
 @dataclass(frozen=True)
