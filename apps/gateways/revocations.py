@@ -40,7 +40,7 @@ from apps.gateways.models import Revocation
 from apps.gateways.renderers import renderer_for
 from apps.gateways.renderers.base import RevokedSubject
 from apps.gateways.runtime import haproxy_map_replace
-from apps.gateways.selectors import deployment_live
+from apps.gateways.selectors import gateways_with_deployments
 from apps.gateways.transports import Transport, transport_for
 from apps.identities.models import Identity
 from apps.policies.access import gateways_reach_changed
@@ -106,8 +106,7 @@ def access_losses_revoke(*, changes: Iterable[AccessChange], actor: Actor) -> li
     losses = [change for change in changes if change.lost_access]
     if not losses:
         return []
-    affected = _gateways_affected({(change.before, change.after) for change in losses})
-    gateways = {gateway.name: gateway for gateway in Gateway.objects.filter(name__in=set().union(*affected.values()))}
+    gateways, affected = _gateways_affected({(change.before, change.after) for change in losses})
     now = _whole_second(timezone.now())
     rows, audited = [], []
     for change in losses:
@@ -162,16 +161,21 @@ def access_losses_revoked(*, actor: Actor) -> Iterator[None]:
     access_losses_revoke(changes=access_changes(before, effective_roles_by_identity()), actor=actor)
 
 
-def _gateways_affected(pairs: set[tuple[Roles, Roles]]) -> dict[tuple[Roles, Roles], set[str]]:
-    """For each (before, after), the gateways with a route it reaches differently: under the newest
-    snapshot, or under the one live on some gateway (what its proxy enforces now)."""
-    live = (deployment_live(gateway=gateway) for gateway in Gateway.objects.all())
-    snapshots = {deployment.snapshot for deployment in live if deployment is not None}
+def _gateways_affected(
+    pairs: set[tuple[Roles, Roles]],
+) -> tuple[dict[str, Gateway], dict[tuple[Roles, Roles], set[str]]]:
+    """(every gateway by name, and for each (before, after) the names of those with a route it
+    reaches differently): under the newest snapshot, or under the one live on some gateway (what its
+    proxy enforces now). A few queries whatever the number of gateways; no snapshot content is read
+    (policies compile from the cache by sha256)."""
+    rows = gateways_with_deployments(names=Gateway.objects.values_list("name", flat=True))
+    snapshots = {row.live.snapshot for row in rows if row.live is not None}
     newest = snapshot_newest()
     if newest is not None:
         snapshots.add(newest)
     policies = [compiled_policy(snapshot=snapshot) for snapshot in snapshots]
-    return {pair: set().union(*(gateways_reach_changed(policy, [pair]) for policy in policies)) for pair in pairs}
+    affected = {pair: set().union(*(gateways_reach_changed(policy, [pair]) for policy in policies)) for pair in pairs}
+    return {row.gateway.name: row.gateway for row in rows}, affected
 
 
 def _revocations_settle(revocation_ids: list[int]) -> None:

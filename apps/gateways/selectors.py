@@ -1,5 +1,6 @@
 """Reads for gateways: everything a renderer needs, gathered from the database."""
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -134,14 +135,18 @@ def gateways_due_for_key_renewal(*, now: datetime) -> list[Gateway]:
     gateway forever; waiting ``POLICYHUB_KEY_RETIRE_AFTER_HOURS`` bounds it to one renewal per period."""
     margin = timedelta(days=settings.POLICYHUB_KEY_RENEW_BEFORE_DAYS)
     stale = timedelta(hours=settings.POLICYHUB_KEY_RETIRE_AFTER_HOURS)
+    # live releases in two queries and their keys in one: the dashboard asks every few seconds
+    names = deployable_gateways().values_list("name", flat=True)
+    live = {row.gateway.pk: row for row in gateways_with_deployments(names=names) if row.live is not None}
+    trusted = {pk: {kid for kids in row.live.accepted_kids.values() for kid in kids} for pk, row in live.items()}
+    keys_of: dict[int, list[SigningKey]] = defaultdict(list)
+    # states and dates only: the key material is never decrypted for this
+    for key in SigningKey.objects.filter(gateway_id__in=list(live)).defer("private_material"):
+        if key.kid in trusted[key.gateway_id]:
+            keys_of[key.gateway_id].append(key)
     due = []
-    for gateway in deployable_gateways():
-        live = deployment_live(gateway=gateway)
-        if live is None:
-            continue  # never deployed: its first deploy will make and publish keys
-        trusted = {kid for kids in live.accepted_kids.values() for kid in kids}
-        # states and dates only: the key material is never decrypted for this (the dashboard asks often)
-        keys = list(SigningKey.objects.filter(gateway=gateway, kid__in=trusted).defer("private_material"))
+    for pk, row in live.items():  # never deployed: its first deploy will make and publish keys
+        keys = keys_of[pk]
         overdue = any(
             (key.state in (KeyState.NEXT, KeyState.ACTIVE) and key.not_after <= now + margin)
             or (
@@ -152,6 +157,6 @@ def gateways_due_for_key_renewal(*, now: datetime) -> list[Gateway]:
             for key in keys
         )
         signing = {key.purpose for key in keys if key.state == KeyState.ACTIVE}
-        if overdue or signing != {purpose for purpose, kids in live.accepted_kids.items() if kids}:
-            due.append(gateway)
+        if overdue or signing != {purpose for purpose, kids in row.live.accepted_kids.items() if kids}:
+            due.append(row.gateway)
     return due

@@ -100,7 +100,7 @@ def identity_list(*, with_groups: bool = False) -> QuerySet[Identity]:
 
 def identity_ids_with_role(*, role: str) -> list[int]:
     """Identities whose effective roles include ``role`` (a slug), from the bulk computation."""
-    return [pk for pk, roles in effective_roles_by_identity().items() if role in roles]
+    return [pk for pk, roles in effective_roles_by_identity(role=role).items() if roles]
 
 
 def identity_search(*, identities: QuerySet[Identity], text: str) -> QuerySet[Identity]:

@@ -351,13 +351,11 @@ def identity_read_apply(*, source: IdentitySource, read: IdentityRead, actor: Ac
             {identity_id: set(roles_before or ())}, {identity_id: set(roles_after or ())}, changes
         )
     audit_record_many(actor=actor, changes=changes.items)
+    subject = f"{source.slug}:{read.external_id}"
     if identity_id is not None:
-        access_losses_revoke(
-            changes=[AccessChange(identity_id, f"{source.slug}:{read.external_id}", roles_before, roles_after)],
-            actor=actor,
-        )
+        access_losses_revoke(changes=[AccessChange(identity_id, subject, roles_before, roles_after)], actor=actor)
     return IdentityRefresh(
-        subject=f"{source.slug}:{read.external_id}",
+        subject=subject,
         identity_id=identity_id,
         found=read.identity is not None,
         outcome=outcome,

@@ -149,14 +149,15 @@ def effective_roles(identity: Identity) -> frozenset[str]:
     return frozenset(grant.role for grant in role_grants(identity))
 
 
-def effective_roles_by_identity(*, source_id: int | None = None) -> dict[int, set[str]]:
+def effective_roles_by_identity(*, source_id: int | None = None, role: str | None = None) -> dict[int, set[str]]:
     """Roles of every active identity (identities without roles map to an empty set); with
-    ``source_id``, of that source's identities only."""
+    ``source_id``, of that source's identities only; with ``role``, only that role is worked out
+    (the mappings granting others are not read)."""
     active = Identity.objects.filter(active=True)
     if source_id is not None:
         active = active.filter(source_id=source_id)
     roles: dict[int, set[str]] = {pk: set() for pk in active.values_list("pk", flat=True).iterator(10_000)}
-    mappings = list(_enabled_mappings())
+    mappings = list(_enabled_mappings() if role is None else _enabled_mappings().filter(role__slug=role))
     _grant_by_identity(roles, [m for m in mappings if m.match_kind == MatchKind.IDENTITY])
     _grant_by_group(roles, [m for m in mappings if m.match_kind == MatchKind.GROUP], source_id)
     _grant_by_claim(roles, [m for m in mappings if m.match_kind == MatchKind.CLAIM], active)

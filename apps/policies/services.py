@@ -263,8 +263,9 @@ def snapshot_build_reporting(*, actor: Actor) -> tuple[PolicySnapshot, bool]:
     text = canonical_json(content)
     sha256 = content_sha256(text)
     with transaction.atomic():
-        existing = PolicySnapshot.objects.filter(sha256=sha256).first()
+        existing = PolicySnapshot.objects.filter(sha256=sha256).defer("content").first()
         if existing is not None:
+            existing.content = text  # what the row holds (same sha256): not read back from the database
             return existing, False
         return _snapshot_store(actor=actor, sha256=sha256, text=text, content=content), True
 
