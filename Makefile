@@ -25,12 +25,13 @@ $(VENV)/.dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@ $(VENV)/.runtime
 
-demo: $(VENV)/.runtime ## serve the admin with demo data on http://127.0.0.1:8000 (SQLite, eager Celery), the demo's Okta and Space on :8701 and :8702
+demo: $(VENV)/.runtime ## serve the UI with demo data on http://127.0.0.1:8000 (SQLite, eager Celery), its gateways on :8081 (HAProxy) and :8082 (lighttpd), its Okta and Space on :8701 and :8702
 	@mkdir -p var
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
-	DEBUG=1 $(BIN)/python manage.py seed_demo
+	DEBUG=1 $(BIN)/python manage.py seed_demo --gateways-dir var/gateways
 	@DEBUG=1 $(BIN)/python -m tests.fakes.demo_orgs --okta 127.0.0.1:8701 --space 127.0.0.1:8702 & orgs=$$!; \
-		trap 'kill $$orgs 2>/dev/null' EXIT INT TERM; \
+		DEBUG=1 $(BIN)/python manage.py run_gateways & gateways=$$!; \
+		trap 'kill $$orgs $$gateways 2>/dev/null; wait' EXIT INT TERM; \
 		DEBUG=1 POLICYHUB_LOCAL_LOGIN=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 test: $(VENV)/.dev ## the whole suite on throwaway PostgreSQL and Redis started on loopback

@@ -182,8 +182,9 @@ def run(args: argparse.Namespace, server) -> int:
 
     from apps.core.actors import Actor
     from apps.gateways.probe import ProbeTarget, probe_until
+    from apps.gateways.supervised import proxy_running
     from apps.policies.services import snapshot_build
-    from tests.support.deploy import first_release, proxy_running
+    from tests.support.deploy import first_release
 
     rng = random.Random(args.seed)
     rows = []

@@ -143,12 +143,13 @@ def create_estate(okta, directory: Path, upstream: str, proxies: ExitStack) -> t
     from apps.credentials.choices import KeyPurpose
     from apps.credentials.services import signing_key_activate, signing_key_generate
     from apps.gateways.live import free_loopback_port
+    from apps.gateways.supervised import proxy_running
     from apps.identities.models import Group
     from apps.identities.sync import identity_source_sync
     from apps.policies import services as policies
     from apps.policies.choices import AuthMode, MatchKind
     from apps.policies.models import Role
-    from tests.support.deploy import first_release, proxy_running
+    from tests.support.deploy import first_release
     from tests.support.sources import okta_source
 
     actor = Actor.system("bench")

@@ -13,8 +13,11 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group as AuthGroup
 from django.db import transaction
 
+from apps.api.choices import HubRole
+from apps.api.selectors import HUB_ROLE_GROUP_PREFIX
 from apps.audit.services import audit_record
 from apps.core.actors import Actor
 from apps.core.crypto import Secret
@@ -29,6 +32,13 @@ from apps.policies.services import snapshot_build
 
 DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
 DEMO_ADMIN_USERNAME = "demo"
+# One account per hub role: an editor's deploy request needs another person, an admin, to approve
+# it (POLICYHUB_DEPLOY_TWO_PERSON), and the auditor shows what read-only access looks like.
+DEMO_ACCOUNTS = {
+    DEMO_ADMIN_USERNAME: HubRole.ADMIN,
+    "demo-editor": HubRole.EDITOR,
+    "demo-auditor": HubRole.AUDITOR,
+}
 
 # The demo's Okta and Space are fake organizations on loopback (``tests/fakes/demo_orgs.py``, which
 # ``make demo`` starts) serving this same story, so ``sync_identities`` has something to import.
@@ -143,6 +153,7 @@ class DemoSummary:
 @dataclass(frozen=True)
 class DemoLogin:
     username: str
+    hub_role: str
     password: Secret
 
 
@@ -286,18 +297,32 @@ def _seed_service_accounts(*, actor: Actor, source: IdentitySource) -> dict[str,
 
 
 @transaction.atomic
-def demo_admin_reset(*, actor: Actor, username: str = DEMO_ADMIN_USERNAME) -> DemoLogin:
-    """Create the demo superuser, or give the existing one a fresh random password; return the login."""
+def demo_login_reset(*, actor: Actor, username: str, hub_role: str) -> DemoLogin:
+    """Create a demo account holding ``hub_role``, or give the existing one a fresh random password;
+    return the login. The admin is a superuser (the admin site too); the others hold their hub role
+    through its ``policyhub-<role>`` group, as API sessions read it."""
     password = secrets.token_urlsafe(16)
     user, created = get_user_model().objects.get_or_create(username=username)
-    user.is_active = user.is_staff = user.is_superuser = True
+    superuser = hub_role == HubRole.ADMIN
+    user.is_active = True
+    user.is_staff = user.is_superuser = superuser
     user.set_password(password)
     user.save()
+    if not superuser:
+        user.groups.add(AuthGroup.objects.get_or_create(name=f"{HUB_ROLE_GROUP_PREFIX}{hub_role}")[0])
     audit_record(
         actor=actor,
         action="user.create" if created else "user.password_reset",
         object_type="auth.user",
         object_id=user.pk,
-        after={"username": username, "is_staff": True, "is_superuser": True},
+        after={"username": username, "is_staff": superuser, "is_superuser": superuser, "hub_role": hub_role},
     )
-    return DemoLogin(username=username, password=Secret(password))
+    return DemoLogin(username=username, hub_role=hub_role, password=Secret(password))
+
+
+def demo_logins_reset(*, actor: Actor) -> list[DemoLogin]:
+    """The demo's accounts, one per hub role, with fresh passwords."""
+    return [
+        demo_login_reset(actor=actor, username=username, hub_role=hub_role)
+        for username, hub_role in DEMO_ACCOUNTS.items()
+    ]

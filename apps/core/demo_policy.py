@@ -21,6 +21,8 @@ from apps.policies.services import (
 )
 
 # The Airflow admin UI answers only inside these networks: RFC 1918 ranges and loopback (for the demo).
+DEMO_HAPROXY_GATEWAY = "haproxy-edge"
+DEMO_LIGHTTPD_GATEWAY = "lighttpd-edge"
 _PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8")
 
 
@@ -93,7 +95,7 @@ def _seed_gateways_and_routes(*, actor: Actor, roles: dict[str, Role]) -> None:
     """Two gateways and four applications; each rule shows one feature of the policy model."""
     haproxy = gateway_create(
         actor=actor,
-        name="haproxy-edge",
+        name=DEMO_HAPROXY_GATEWAY,
         kind=GatewayKind.HAPROXY,
         listen_address="127.0.0.1:8081",
         public_hostnames=["portal.example.test", "airflow.example.test"],
@@ -101,7 +103,7 @@ def _seed_gateways_and_routes(*, actor: Actor, roles: dict[str, Role]) -> None:
     )
     lighttpd = gateway_create(
         actor=actor,
-        name="lighttpd-edge",
+        name=DEMO_LIGHTTPD_GATEWAY,
         kind=GatewayKind.LIGHTTPD,
         listen_address="127.0.0.1:8082",
         public_hostnames=["artifacts.example.test", "packages.example.test"],

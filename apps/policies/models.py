@@ -147,6 +147,12 @@ class Application(models.Model):
             raise ValidationError({"backstage_entity_ref": f"Another application is already bound to {ref}."})
 
 
+# where README "Deploying" has HAProxy's master socket, and the longest path HAProxy 2.6 binds there
+HAPROXY_MASTER_SOCKET_PATH = "/run/haproxy-master.sock"
+HAPROXY_SOCKET_PATH_MAX = 97
+HAPROXY_DEPLOY_DIRECTORY_MAX = HAPROXY_SOCKET_PATH_MAX - len(HAPROXY_MASTER_SOCKET_PATH)
+
+
 class Gateway(models.Model):
     """A reverse proxy (HAProxy or lighttpd) that enforces the policy for its routes."""
 
@@ -173,6 +179,17 @@ class Gateway(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self):
+        # HAProxy refuses to start with a master socket path longer than a Unix socket address holds
+        # ("socket path ... too long (max 97)"), and a deploy only finds out when it cannot reload.
+        if self.kind == GatewayKind.HAPROXY and len(self.deploy_directory) > HAPROXY_DEPLOY_DIRECTORY_MAX:
+            message = (
+                f"HAProxy's master socket <deploy directory>{HAPROXY_MASTER_SOCKET_PATH} must fit in "
+                f"{HAPROXY_SOCKET_PATH_MAX} characters: choose a deploy directory of at most "
+                f"{HAPROXY_DEPLOY_DIRECTORY_MAX} (this one has {len(self.deploy_directory)})."
+            )
+            raise ValidationError({"deploy_directory": ValidationError(message, code="directory_too_long")})
 
     def serves(self, host: str) -> bool:
         """True if ``host`` (exact or wildcard route host) is one of this gateway's public host names."""

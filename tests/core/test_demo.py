@@ -12,6 +12,7 @@ from django.core.management.base import CommandError
 from django.db.models import TextField
 from django.db.models.functions import Cast
 
+from apps.api.selectors import user_hub_roles
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_chain_verify
 from apps.core.actors import Actor
@@ -43,7 +44,7 @@ ARTIFACT = "artifacts.example.test/artifacts/0184990a/build.log"
 JAR = "packages.example.test/maven/com/acme/lib/1.0/lib-1.0.jar"
 OFFICE_IP = "10.20.30.40"
 INTERNET_IP = "203.0.113.7"
-LOGIN_LINE = re.compile(r"Sign in at http://127\.0\.0\.1:8000/login/ as (\S+) / (\S+)")
+LOGIN_LINE = re.compile(r"Sign in at http://127\.0\.0\.1:8000/login/ as (\S+) / (\S+) \((\w+)\)")
 
 
 @pytest.fixture
@@ -219,9 +220,10 @@ def test_a_suspended_okta_user_gets_nothing_but_public_routes(policy):
 
 
 def _seed_demo_command(*args: str) -> tuple[str, str, str]:
+    """The output, and the first login it prints (the admin's)."""
     out = StringIO()
     call_command("seed_demo", *args, stdout=out)
-    username, password = LOGIN_LINE.search(out.getvalue()).groups()
+    username, password, _ = LOGIN_LINE.search(out.getvalue()).groups()
     return out.getvalue(), username, password
 
 
@@ -247,7 +249,21 @@ def test_command_prints_a_working_login_every_time(settings, local_login):
     assert authenticate(username=username, password=new_password) is not None
     audit_text = json.dumps(list(AuditEvent.objects.values("before", "after")))
     assert password not in audit_text and new_password not in audit_text
-    assert AuditEvent.objects.filter(action="user.password_reset", object_type="auth.user").count() == 1
+    assert AuditEvent.objects.filter(action="user.password_reset", object_type="auth.user").count() == 3
+
+
+@pytest.mark.django_db
+def test_command_prints_a_login_per_hub_role(settings, local_login):
+    settings.DEBUG = True
+    output, _, _ = _seed_demo_command()
+    logins = {username: (password, role) for username, password, role in LOGIN_LINE.findall(output)}
+    assert {username: role for username, (_, role) in logins.items()} == {
+        "demo": "admin", "demo-editor": "editor", "demo-auditor": "auditor",
+    }  # fmt: skip
+    for username, (password, role) in logins.items():
+        user = authenticate(username=username, password=password)
+        assert user_hub_roles(user=user) == {role}
+        assert user.is_staff == (role == "admin")
 
 
 @pytest.mark.django_db

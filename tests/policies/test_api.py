@@ -471,3 +471,17 @@ def test_deleting_something_still_referenced_is_409_and_deletes_nothing(admin, w
     assert f"still referenced by 1 {referrer}" in answer.json()["detail"]
     assert type(target).objects.filter(pk=target.pk).exists()
     assert not AuditEvent.objects.filter(action__endswith=".delete").exists()
+
+
+def test_a_haproxy_deploy_directory_too_long_for_its_master_socket_is_refused(admin):
+    """HAProxy 2.6 will not bind a master socket path over 97 characters; lighttpd has no socket."""
+    longest = "/srv/" + "d" * 68  # 73 characters: "<dir>/run/haproxy-master.sock" is exactly 97
+    body = {"kind": "haproxy", "listen_address": "127.0.0.1:8443", "public_hostnames": ["a.example.test"]}
+
+    def create(name: str, directory: str, **changes):
+        return admin.post("/api/v1/gateways", {**body, "name": name, "deploy_directory": directory, **changes})
+
+    assert create("fits", longest).status_code == 201
+    [message] = problem(create("too-long", longest + "d"), 400)["errors"]["deploy_directory"]
+    assert "must fit in 97 characters: choose a deploy directory of at most 73 (this one has 74)" in message
+    assert create("lighttpd-long", longest + "d", kind="lighttpd").status_code == 201

@@ -18,12 +18,13 @@ from apps.credentials.choices import KeyPurpose
 from apps.credentials.services import signing_key_activate, signing_key_generate
 from apps.gateways.choices import DeploymentState, DeploymentTrigger
 from apps.gateways.echo import echo_upstream
-from apps.gateways.live import free_loopback_port, stop_process
+from apps.gateways.live import free_loopback_port
 from apps.gateways.models import Deployment
 from apps.gateways.probe import ProbeTarget, probe_until
 from apps.gateways.services import deploy_gateway
+from apps.gateways.supervised import proxy_running
 from apps.policies import services as policies
-from apps.policies.choices import AuthMode, GatewayKind
+from apps.policies.choices import AuthMode
 from apps.policies.models import Gateway, PolicySnapshot
 
 ACTOR = Actor.system("deploy-test")
@@ -71,25 +72,6 @@ def first_release(gateway: Gateway, snapshot: PolicySnapshot) -> Deployment:
     if first.state != DeploymentState.LIVE:
         raise AssertionError(f"the first release was not installed: {first.messages}")
     return first
-
-
-@contextmanager
-def proxy_running(kind: str, directory: Path) -> Iterator[subprocess.Popen]:
-    run = directory / "run"
-    run.mkdir()
-    if kind == GatewayKind.HAPROXY:
-        master_socket = str(run / "haproxy-master.sock")
-        command = ["haproxy", "-W", "-S", master_socket, "-f", str(directory / "current/haproxy.cfg")]
-    else:
-        command = ["lighttpd", "-D", "-f", str(directory / "current/lighttpd.conf")]
-    with (directory / "proxy.log").open("wb") as log:
-        process = subprocess.Popen(command, cwd=directory, stdout=log, stderr=subprocess.STDOUT)
-    if kind == GatewayKind.LIGHTTPD:
-        (run / "lighttpd.pid").write_text(f"{process.pid}\n")
-    try:
-        yield process
-    finally:
-        stop_process(process)
 
 
 @contextmanager

@@ -1,10 +1,14 @@
-"""``manage.py seed_demo``: load the demo story and print a working admin login."""
+"""``manage.py seed_demo [--gateways-dir DIR]``: load the demo story, optionally make its gateways
+deployable here, and print a working login per hub role."""
+
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.actors import Actor
-from apps.core.demo import DemoSummary, demo_admin_reset, demo_seed
+from apps.core.demo import DemoSummary, demo_logins_reset, demo_seed
+from apps.core.demo_gateways import demo_gateways_install
 
 SIGN_IN_URL = "http://127.0.0.1:8000/login/"  # the web UI, and the admin at /admin/
 
@@ -22,7 +26,8 @@ def _describe(summary: DemoSummary) -> str:
 class Command(BaseCommand):
     help = (
         "Load the demo identity sources, identities, roles, gateways, routes and rules (once), "
-        "build the policy snapshot, and (re)set the password of the 'demo' superuser."
+        "build the policy snapshot, and (re)set the passwords of the demo accounts (admin 'demo', "
+        "'demo-editor', 'demo-auditor')."
     )
 
     def add_arguments(self, parser):
@@ -31,8 +36,15 @@ class Command(BaseCommand):
             action="store_true",
             help="Run even with DEBUG off. The printed password then opens a non-development installation.",
         )
+        parser.add_argument(
+            "--gateways-dir",
+            type=Path,
+            metavar="DIR",
+            help="Make the demo gateways deployable in DIR/<gateway> and put their first release in place "
+            "(with the real haproxy and lighttpd), for `manage.py run_gateways` to start.",
+        )
 
-    def handle(self, *args, force: bool, **options):
+    def handle(self, *args, force: bool, gateways_dir: Path | None, **options):
         if not settings.DEBUG and not force:
             raise CommandError(
                 "seed_demo creates a superuser and prints its password, so it runs only with DEBUG=1; "
@@ -40,7 +52,7 @@ class Command(BaseCommand):
             )
         actor = Actor.cli()
         summary = demo_seed(actor=actor)
-        login = demo_admin_reset(actor=actor)
+        logins = demo_logins_reset(actor=actor)
 
         if summary.seeded:
             self.stdout.write(self.style.SUCCESS(f"Seeded the demo: {_describe(summary)}."))
@@ -51,6 +63,14 @@ class Command(BaseCommand):
             )
         snapshot = summary.snapshot_sha256 or "none built yet"
         self.stdout.write(f"Policy snapshot: {snapshot}")
-        self.stdout.write(
-            self.style.SUCCESS(f"Sign in at {SIGN_IN_URL} as {login.username} / {login.password.reveal()}")
-        )
+        if gateways_dir is not None:
+            for gateway in demo_gateways_install(actor=actor, directory=gateways_dir.resolve()):
+                style = self.style.SUCCESS if gateway.ready else self.style.WARNING
+                where = f" ({gateway.directory})" if gateway.directory else ""
+                self.stdout.write(style(f"Gateway {gateway.gateway}{where}: {gateway.outcome}"))
+        for login in logins:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Sign in at {SIGN_IN_URL} as {login.username} / {login.password.reveal()} ({login.hub_role})"
+                )
+            )
