@@ -1,9 +1,11 @@
 """The audit page: the API's filters narrow the table, each change shows masked, the filtered events
 export as the API's JSON lines, and the chain is verified on demand (broken after a row is
-rewritten behind the ledger's back); in a real browser, the verification loads through htmx."""
+rewritten behind the ledger's back); in a real browser, the verification loads through htmx.
+The time range is read in the reader's zone (``tz``), else in UTC (local-time.js fills ``tz`` in a
+real browser: tests/ui/test_local_time_browser.py)."""
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -144,3 +146,98 @@ def test_the_verification_loads_into_the_page_in_the_browser(browser_page, live_
     assert page.url == f"{live_server.url}{AUDIT}"  # swapped in by htmx, not a navigation
     page.locator("table.audit summary").first.click()
     screenshot(page, "ui-audit")
+
+
+ZONED = Actor("system", "zone-test")
+NINE = datetime(2026, 3, 1, 9, tzinfo=UTC)
+BEFORE_NINE, TEN = NINE - timedelta(minutes=1), NINE + timedelta(hours=1)
+BERLIN_TEN = "2026-03-01T10:00"  # as a datetime-local input sends it; 09:00 UTC in Berlin (CET, UTC+1)
+
+
+@pytest.fixture
+def at_instants() -> dict[datetime, int]:
+    """One event at each of 08:59, 09:00 and 10:00 UTC on 2026-03-01: their pks by instant."""
+    recorded = {}
+    for moment in (BEFORE_NINE, NINE, TEN):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(timezone, "now", lambda moment=moment: moment)
+            recorded[moment] = audit_record(actor=ZONED, action="role.update", object_type="policies.role").pk
+    return recorded
+
+
+def _zoned_ids(client: Client, **filters) -> list[int]:
+    return _shown_ids(client, actor="system:zone-test", **filters)
+
+
+@pytest.mark.django_db
+def test_the_range_is_read_in_the_readers_zone(client, at_instants):
+    signed_in = _signed_in(client)
+    ten, nine, before_nine = at_instants[TEN], at_instants[NINE], at_instants[BEFORE_NINE]
+
+    assert _zoned_ids(signed_in, occurred_after=BERLIN_TEN, tz="Europe/Berlin") == [ten, nine]  # from 09:00Z
+    assert _zoned_ids(signed_in, occurred_before=BERLIN_TEN, tz="Europe/Berlin") == [before_nine]
+    assert _zoned_ids(signed_in, occurred_after=BERLIN_TEN, tz="UTC") == [ten]
+    assert _zoned_ids(signed_in, occurred_after="2026-03-01T04:00", tz="America/New_York") == [ten, nine]  # EST
+    page = signed_in.get(AUDIT, {"occurred_after": BERLIN_TEN, "tz": "Europe/Berlin"}).content.decode()
+    assert "From and Until are read in\n    <span data-reader-zone>Europe/Berlin</span>." in page
+    assert '<input type="hidden" name="tz" value="Europe/Berlin" id="id_tz">' in page
+    assert 'type="datetime-local" name="occurred_after" value="2026-03-01T10:00"' in page
+
+
+@pytest.mark.django_db
+def test_without_a_zone_the_range_is_utc_and_the_form_keeps_it_so(client, at_instants):
+    signed_in = _signed_in(client)
+
+    assert _zoned_ids(signed_in, occurred_after=BERLIN_TEN) == [at_instants[TEN]]
+    page = signed_in.get(AUDIT, {"occurred_after": BERLIN_TEN}).content.decode()
+    # the range was read in UTC: the form says so and sends UTC back, so the browser does not fill its zone
+    assert '<input type="hidden" name="tz" value="UTC" id="id_tz">' in page
+    assert "<span data-reader-zone>UTC</span>." in page
+    untouched = signed_in.get(AUDIT).content.decode()  # no range yet: an empty tz, for the browser to fill
+    assert '<input type="hidden" name="tz" id="id_tz">' in untouched
+
+
+@pytest.mark.django_db
+def test_an_explicit_offset_wins_over_the_zone(client, at_instants):
+    signed_in = _signed_in(client)
+
+    assert _zoned_ids(signed_in, occurred_after="2026-03-01T10:00+00:00", tz="Europe/Berlin") == [at_instants[TEN]]
+    assert _zoned_ids(signed_in, occurred_after="2026-03-01T09:59Z", tz="Asia/Tokyo") == [at_instants[TEN]]
+
+
+@pytest.mark.django_db
+def test_an_unknown_zone_is_read_as_utc_and_the_page_says_so(client, at_instants):
+    signed_in = _signed_in(client)
+
+    for bogus in ("Mars/Olympus", "../../etc/passwd", "Europe"):
+        assert _zoned_ids(signed_in, occurred_after=BERLIN_TEN, tz=bogus) == [at_instants[TEN]]
+    response = signed_in.get(AUDIT, {"occurred_after": BERLIN_TEN, "tz": "Mars/Olympus"})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "<span data-reader-zone>UTC</span>:" in page
+    assert 'this server knows no time zone "Mars/Olympus"' in page
+    assert '<input type="hidden" name="tz" value="UTC" id="id_tz">' in page  # the next request says UTC
+    assert 'href="?occurred_after=2026-03-01T10%3A00&amp;tz=UTC&amp;format=jsonl"' in page
+
+
+@pytest.mark.django_db
+def test_a_local_time_the_zone_skips_is_an_error_naming_the_zone(client, at_instants):
+    # 2026-03-29 02:30 never happens in Berlin: clocks go from 02:00 to 03:00
+    response = _signed_in(client).get(AUDIT, {"occurred_after": "2026-03-29T02:30", "tz": "Europe/Berlin"})
+
+    (error,) = response.context["filter"].errors["occurred_after"]
+    assert "2026-03-29 02:30:00 couldn\u2019t be interpreted in time zone Europe/Berlin" in error
+
+
+@pytest.mark.django_db
+def test_the_export_reads_the_range_in_the_same_zone(client, at_instants):
+    signed_in = _signed_in(client, "admin")
+    query = {"actor": "system:zone-test", "occurred_after": BERLIN_TEN, "tz": "Europe/Berlin"}
+    page = signed_in.get(AUDIT, query).content.decode()
+    assert 'href="?actor=system%3Azone-test&amp;occurred_after=2026-03-01T10%3A00&amp;tz=Europe%2FBerlin' in page
+
+    response = signed_in.get(AUDIT, {**query, "format": "jsonl"})
+
+    assert response["Content-Disposition"].startswith('attachment; filename="audit-events_20260301T090000Z_')
+    lines = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+    assert [line["id"] for line in lines[:-1]] == [at_instants[NINE], at_instants[TEN]]  # as on the page

@@ -1,7 +1,10 @@
 // Shows every <time datetime="…"> in the reader's time zone. The server writes UTC text (its title
 // keeps it for reference); this rewrites the text from the datetime attribute as
 // "YYYY-MM-DD HH:MM[:SS] <zone>" (unambiguous in every locale, like the server's), on load and after
-// every htmx swap. A file of its own: the Content-Security-Policy allows no inline script.
+// every htmx swap. A form's empty `tz` input gets the browser's IANA zone, so the server reads the
+// form's date-times in the zone the page shows times in, and the form's [data-reader-zone] elements
+// name it (a `tz` the server filled is the zone it read them in: left as it is).
+// A file of its own: the Content-Security-Policy allows no inline script.
 (function () {
   "use strict";
 
@@ -27,7 +30,22 @@
     }
   }
 
-  localize(document);  // deferred: runs once the document is parsed
+  function fillReaderZone(root) {
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (!zone) return;
+    for (const input of root.querySelectorAll('input[name="tz"]')) {
+      if (input.value) continue;
+      input.value = zone;
+      for (const name of (input.form || root).querySelectorAll("[data-reader-zone]")) name.textContent = zone;
+    }
+  }
+
+  function refresh() {
+    localize(document);
+    fillReaderZone(document);
+  }
+
+  refresh();  // deferred: runs once the document is parsed
   // after every swap, the whole page: cheap, and right whatever was swapped (an outerHTML swap replaces its target)
-  document.body.addEventListener("htmx:afterSettle", () => localize(document));
+  document.body.addEventListener("htmx:afterSettle", refresh);
 })();
