@@ -45,7 +45,10 @@ def proxy_running(kind: str, directory: Path) -> Iterator[subprocess.Popen]:
     (directory / RUN).mkdir(exist_ok=True)
     with (directory / LOG_FILE).open("ab") as log:
         command = proxy_command(kind, directory)
-        process = subprocess.Popen(command, cwd=directory, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603 (fixed binary; our own file names)
+        # a session of its own: a Ctrl-C in the terminal stops the supervisor, which stops the proxy
+        process = subprocess.Popen(  # noqa: S603 (fixed binary; our own file names)
+            command, cwd=directory, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     if kind == GatewayKind.LIGHTTPD:
         (directory / RUN / LIGHTTPD_PID_FILE).write_text(f"{process.pid}\n")
     try:

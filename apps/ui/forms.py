@@ -53,7 +53,12 @@ class ExplainForm(forms.Form):
     url = forms.CharField(
         label="URL", max_length=2000, help_text="https://host/path, or host/path (port and query are ignored)."
     )
-    method = forms.ChoiceField(choices=[(method, method) for method in HTTP_METHODS], initial="GET", required=False)
+    # GET first: a link without a method (bound, so no initial) shows the GET it is judged as
+    method = forms.ChoiceField(
+        choices=[(method, method) for method in sorted(HTTP_METHODS, key=lambda method: method != "GET")],
+        initial="GET",
+        required=False,
+    )
     client_ip = forms.GenericIPAddressField(
         label="Client IP", required=False, help_text="Empty: unknown (rules limited to networks then refuse)."
     )

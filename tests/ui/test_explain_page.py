@@ -121,6 +121,15 @@ def test_an_allow_shows_the_chain_access_check_gives(client, snapshot):
 
 
 @pytest.mark.django_db
+def test_a_link_without_a_method_is_judged_and_shown_as_get(client, snapshot):
+    page = _page(_signed_in(client), identity=_identity(OKTA_ADMIN).username, url=AIRFLOW_ADMIN, client_ip=OFFICE_IP)
+
+    selected = re.findall(r'<option value="(\w+)"[^>]*selected', page)
+    first = re.search(r'<select name="method"[^>]*>\s*<option value="(\w+)"', page).group(1)
+    assert (selected or [first]) == ["GET"]  # what the browser shows: the selected option, else the first
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("subject", "host", "path", "client_ip", "codes"),
     [

@@ -9,13 +9,14 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.views.generic import View
 
-from apps.identities.api.filters import GroupFilterSet, IdentityFilterSet
+from apps.identities.api.filters import GroupFilterSet
 from apps.identities.models import Group, Identity
 from apps.policies.checks import NoSnapshot, snapshot_for_check
 from apps.policies.matrix import access_matrix, group_csv, identity_csv
 from apps.policies.models import Application
 from apps.policies.selectors import policy_edited_since
 from apps.ui.access import READERS, HubRoleView
+from apps.ui.filters import IdentityFilters
 
 ROWS_PER_PAGE = 50
 
@@ -37,7 +38,7 @@ class AccessMatrixView(HubRoleView, View):
         filterset = (
             GroupFilterSet(request.GET, queryset=Group.objects.select_related("source"))
             if by_group
-            else IdentityFilterSet(request.GET, queryset=Identity.objects.select_related("source"))
+            else IdentityFilters(request.GET, queryset=Identity.objects.select_related("source"))
         )
         rows = filterset.qs if filterset.is_valid() else filterset.queryset.none()
         context = {"application": application, "by_group": by_group, "filter": filterset}
