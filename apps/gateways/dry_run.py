@@ -140,6 +140,9 @@ def deployment_dry_run(
 ) -> DryRun:
     """What deploying ``snapshot`` (default: the newest) to ``gateway`` would change, validated on the
     target and proven as the deploy would prove it (``full_proof``: every class)."""
+    if not gateway.deploy_directory:
+        message = "%(gateway)s has no deploy directory: there is nothing rendered to compare with."
+        raise ValidationError(message, code="not_deployable", params={"gateway": gateway.name})
     snapshot = snapshot or snapshot_newest()
     if snapshot is None:
         raise ValidationError("There is no policy snapshot to deploy yet; build one first.", code="no_snapshot")

@@ -124,7 +124,14 @@ class ObjectCreateUnderView(ObjectCreateView):
 
 
 class ObjectEditView(_ObjectFormView):
-    """An edit form that refuses to overwrite changes made since it was opened."""
+    """An edit form that refuses to overwrite changes made since it was opened; it links to the
+    object's delete page, the ui: URL ``delete_url_name`` (taking the object's pk)."""
+
+    delete_url_name = ""
+
+    def get_context_data(self, **kwargs):
+        delete_url = reverse(self.delete_url_name, args=[self.object.pk]) if self.delete_url_name else ""
+        return {**super().get_context_data(**kwargs), "delete_url": delete_url}
 
     def object_update(self, *, instance, data: dict, actor: Actor):
         raise NotImplementedError

@@ -3,10 +3,11 @@
 from django.urls import path
 
 from apps.ui.views import deploy, deployments
+from apps.ui.views.snapshots import SnapshotBuildView
 
 urlpatterns = [
     path("deploy/", deploy.DeployView.as_view(), name="deploy"),
-    path("deploy/snapshot/", deploy.SnapshotBuildView.as_view(), name="deploy_snapshot"),
+    path("deploy/snapshot/", SnapshotBuildView.as_view(default_next="ui:deploy"), name="deploy_snapshot"),
     path("deploy/requests/new/", deploy.DeployRequestCreateView.as_view(), name="deploy_request_create"),
     path("deploy/requests/<int:pk>/", deploy.DeployRequestView.as_view(), name="deploy_request"),
     path("deploy/requests/<int:pk>/approve/", deploy.DeployRequestApproveView.as_view(), name="deploy_request_approve"),

@@ -5,14 +5,11 @@ import base64
 import hashlib
 
 import pytest
-from django.utils import timezone
 
 from apps.core.actors import Actor
-from apps.core.choices import Trigger
 from apps.core.crypto import Secret
 from apps.core.demo import demo_seed
 from apps.credentials.models import SigningKey
-from apps.gateways.choices import DeploymentState
 from apps.gateways.explain import WITHHELD, route_enforcement
 from apps.gateways.models import Deployment
 from apps.gateways.renderers import render
@@ -20,6 +17,7 @@ from apps.gateways.selectors import render_request_for
 from apps.policies.choices import AuthMode
 from apps.policies.models import Application, Gateway, PolicySnapshot
 from apps.policies.services import access_rule_create, gateway_update, route_create, snapshot_build
+from tests.factories import DeploymentFactory
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("test")
@@ -34,15 +32,7 @@ def snapshot() -> PolicySnapshot:
 
 
 def _live(gateway: str, snapshot: PolicySnapshot, **fields) -> Deployment:
-    return Deployment.objects.create(
-        gateway=Gateway.objects.get(name=gateway),
-        snapshot=snapshot,
-        trigger=Trigger.CLI,
-        actor="test",
-        state=DeploymentState.LIVE,
-        finished_at=timezone.now(),
-        **fields,
-    )
+    return DeploymentFactory(gateway=Gateway.objects.get(name=gateway), snapshot=snapshot, **fields)
 
 
 def _rendered(gateway: str, snapshot: PolicySnapshot, deployment: Deployment):

@@ -10,14 +10,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group as AuthGroup
 from django.test import Client
-from django.utils import timezone
 from django.utils.html import escape
 
 from apps.core.actors import Actor
-from apps.core.choices import Trigger
 from apps.core.demo import demo_seed
 from apps.credentials.models import SigningKey
-from apps.gateways.choices import DeploymentState
 from apps.gateways.models import Deployment
 from apps.gateways.renderers import render
 from apps.gateways.selectors import render_request_for
@@ -26,6 +23,7 @@ from apps.policies.checks import access_check
 from apps.policies.models import Gateway, PolicySnapshot
 from apps.policies.services import gateway_create
 from tests.core.test_demo import INTERNET_IP, OFFICE_IP, OKTA_ADMIN, OKTA_CONTRACTOR, SPACE_MEMBER
+from tests.factories import DeploymentFactory
 from tests.support.browser import screenshot
 
 ACTOR = Actor.system("test")
@@ -47,14 +45,7 @@ def _identity(subject: str) -> Identity:
 
 def _live(gateway: str, snapshot: PolicySnapshot) -> Deployment:
     """A deployment row saying ``snapshot`` is live on ``gateway``: the page renders in memory, no proxy runs."""
-    return Deployment.objects.create(
-        gateway=Gateway.objects.get(name=gateway),
-        snapshot=snapshot,
-        trigger=Trigger.CLI,
-        actor="test",
-        state=DeploymentState.LIVE,
-        finished_at=timezone.now(),
-    )
+    return DeploymentFactory(gateway=Gateway.objects.get(name=gateway), snapshot=snapshot)
 
 
 def _page(client: Client, **params) -> str:

@@ -6,8 +6,6 @@ from datetime import UTC
 import django_filters
 from django import forms
 from django.template.response import TemplateResponse
-from django_filters.views import FilterView
-from django_tables2 import SingleTableMixin
 
 from apps.audit.api.export import export_filename, export_response
 from apps.audit.api.filters import AuditEventFilterSet
@@ -16,7 +14,7 @@ from apps.audit.selectors import audit_chain_verify, audit_event_list
 from apps.ui.access import AUDIT_READERS, HubRoleView
 from apps.ui.filters import ReaderZoneDateTimeFilter, zone_named
 from apps.ui.tables import AuditEventTable
-from apps.ui.views.lists import EmptyTextMixin
+from apps.ui.views.lists import EmptyTextMixin, FilteredListView
 
 TIME_RANGE = ("occurred_after", "occurred_before")
 ZONE_NOTE_ID = "reader-zone-note"  # the template's sentence naming the zone the range is read in
@@ -54,7 +52,7 @@ class AuditFilters(AuditEventFilterSet):
         return queryset  # ``tz`` says how to read the range; it selects nothing itself
 
 
-class AuditListView(HubRoleView, EmptyTextMixin, SingleTableMixin, FilterView):
+class AuditListView(HubRoleView, EmptyTextMixin, FilteredListView):
     """``?format=jsonl``: the filtered events as the API's export streams them; ``?verify=1``: the
     chain's verification (only that section when htmx asks)."""
 
@@ -68,7 +66,6 @@ class AuditListView(HubRoleView, EmptyTextMixin, SingleTableMixin, FilterView):
     table_class = AuditEventTable
     filterset_class = AuditFilters
     template_name = "ui/audit/list.html"
-    table_pagination = {"per_page": 50}  # the table pages; FilterView must not page again
 
     def get_queryset(self):
         return audit_event_list()

@@ -1,5 +1,6 @@
 """Deploying from the UI: what a deploy would change (who gains and loses access, per gateway, and on
-demand the rendered files' diff), deploy requests and their approval, snapshots built on demand.
+demand the rendered files' diff), deploy requests and their approval (``deploy/snapshot/`` builds a
+snapshot through apps/ui/views/snapshots.py).
 
 Every action has a page of its own (GET shows what it will do, POST does it through one service),
 so each URL declares the hub roles it admits and the access-matrix test walks it.
@@ -26,7 +27,6 @@ from apps.gateways.selectors import deployable_gateways
 from apps.gateways.transports import TransportError
 from apps.policies.models import Gateway, PolicySnapshot
 from apps.policies.selectors import snapshot_named_or_newest, snapshot_newest
-from apps.policies.services import snapshot_build_reporting
 from apps.ui.access import ADMINS, EDITORS, READERS, HubRoleView
 from apps.ui.deploy_forms import DecisionForm, DeployRequestForm
 
@@ -60,21 +60,6 @@ class DeployView(_DeployPage, HubRoleView, TemplateView):
         if overview.candidate is not None and overview.deployable:
             form = DeployRequestForm(initial={"snapshot": overview.candidate.sha256, "gateways": overview.deployable})
         return {**super().get_context_data(**kwargs), "overview": overview, "form": form}
-
-
-class SnapshotBuildView(HubRoleView, TemplateView):
-    """Capture the policy as it is now, to deploy it."""
-
-    allowed_roles = EDITORS
-    template_name = "ui/deploy/snapshot_build.html"
-
-    def post(self, request, *args, **kwargs):
-        snapshot, created = snapshot_build_reporting(actor=Actor.from_request(request))
-        if created:
-            messages.success(request, f"Built snapshot {snapshot.sha256[:12]}.")
-        else:
-            messages.info(request, f"The policy is unchanged: snapshot {snapshot.sha256[:12]} still holds it.")
-        return redirect("ui:deploy")
 
 
 class DeployRequestCreateView(_DeployPage, HubRoleView, FormView):
@@ -221,17 +206,11 @@ class ConfigDiffView(_DeployPage, HubRoleView, TemplateView):
 
     def post(self, request, *args, **kwargs):
         context = self.get_context_data(**kwargs)
-        gateway, snapshot = context["gateway"], context["snapshot"]
-        if not gateway.deploy_directory:
-            context["problem"] = f"{gateway.name} has no deploy directory: there is nothing rendered to compare with."
-        elif snapshot is None:
-            context["problem"] = "There is no policy snapshot yet: build one first."
-        else:
-            try:
-                context["dry_run"] = deployment_dry_run(
-                    gateway=gateway, actor=Actor.from_request(request), snapshot=snapshot
-                )
-            except (ValidationError, TransportError) as error:
-                context["problem"] = refusal_text(error) if isinstance(error, ValidationError) else str(error)
+        try:
+            context["dry_run"] = deployment_dry_run(
+                gateway=context["gateway"], actor=Actor.from_request(request), snapshot=context["snapshot"]
+            )
+        except (ValidationError, TransportError) as error:
+            context["problem"] = refusal_text(error) if isinstance(error, ValidationError) else str(error)
         template = f"{self.template_name}#result" if request.htmx else self.template_name
         return self.response_class(request, template, context)

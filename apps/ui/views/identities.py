@@ -4,8 +4,6 @@ effective roles with the mappings behind them, and every route it reaches)."""
 from django.db.models import Prefetch
 from django.utils.cache import patch_vary_headers
 from django.views.generic import DetailView
-from django_filters.views import FilterView
-from django_tables2 import SingleTableMixin
 
 from apps.identities.models import Group
 from apps.identities.selectors import identity_list
@@ -13,10 +11,10 @@ from apps.ui.access import READERS, HubRoleView
 from apps.ui.filters import IdentityFilters
 from apps.ui.selectors import identity_overview
 from apps.ui.tables import IdentityTable
-from apps.ui.views.lists import EmptyTextMixin
+from apps.ui.views.lists import EmptyTextMixin, FilteredListView
 
 
-class IdentityListView(HubRoleView, EmptyTextMixin, SingleTableMixin, FilterView):
+class IdentityListView(HubRoleView, EmptyTextMixin, FilteredListView):
     allowed_roles = READERS
     empty_text = (
         "No identities yet: add an identity source in the admin (Identities › Identity sources), "  # noqa: RUF001 (as the admin writes it)
@@ -26,8 +24,6 @@ class IdentityListView(HubRoleView, EmptyTextMixin, SingleTableMixin, FilterView
     table_class = IdentityTable
     filterset_class = IdentityFilters
     template_name = "ui/identities/list.html"
-    # the table pages (not ListView's paginate_by: both would page, and ListView 404s past its own pages)
-    table_pagination = {"per_page": 50}
 
     def get_queryset(self):
         # the page's groups in one query with the page (the filters never read them)

@@ -1,8 +1,5 @@
 """Role mappings: which source groups, identities or claims hold which policyhub role."""
 
-from django_filters.views import FilterView
-from django_tables2 import SingleTableMixin
-
 from apps.policies import services
 from apps.policies.api.filters import RoleMappingFilterSet
 from apps.policies.api.serializers import RoleMappingSerializer
@@ -11,10 +8,10 @@ from apps.ui.access import READERS, HubRoleView
 from apps.ui.editing import ObjectCreateView, ObjectDeleteView, ObjectEditView
 from apps.ui.forms import RoleMappingForm
 from apps.ui.tables import RoleMappingTable
-from apps.ui.views.lists import EmptyTextMixin
+from apps.ui.views.lists import EmptyTextMixin, FilteredListView
 
 
-class MappingListView(HubRoleView, EmptyTextMixin, SingleTableMixin, FilterView):
+class MappingListView(HubRoleView, EmptyTextMixin, FilteredListView):
     allowed_roles = READERS
     empty_text = (
         "No role mappings yet, so nobody holds a role: add one (New mapping) to grant a role to a group's "
@@ -25,7 +22,6 @@ class MappingListView(HubRoleView, EmptyTextMixin, SingleTableMixin, FilterView)
     table_class = RoleMappingTable
     filterset_class = RoleMappingFilterSet
     template_name = "ui/mappings/list.html"
-    table_pagination = {"per_page": 50}  # the table pages; FilterView must not page again
 
     def get_queryset(self):
         return RoleMapping.objects.select_related("role", "group", "identity", "source")
@@ -44,6 +40,8 @@ class MappingCreateView(_MappingForm, ObjectCreateView):
 
 
 class MappingEditView(_MappingForm, ObjectEditView):
+    delete_url_name = "ui:mapping_delete"
+
     def object_update(self, *, instance, data, actor):
         return services.role_mapping_update(mapping=instance, actor=actor, data=data)
 

@@ -4,8 +4,6 @@ writing through apps/policies/services.py."""
 from django.db.models import Count
 from django.urls import reverse
 from django.views.generic import DetailView
-from django_filters.views import FilterView
-from django_tables2 import SingleTableMixin
 
 from apps.policies import services
 from apps.policies.api.filters import ApplicationFilterSet
@@ -16,17 +14,17 @@ from apps.ui.access import READERS, HubRoleView
 from apps.ui.editing import ObjectCreateUnderView, ObjectCreateView, ObjectDeleteView, ObjectEditView
 from apps.ui.forms import AccessRuleForm, ApplicationForm, RouteForm
 from apps.ui.tables import ApplicationTable, RouteTable
+from apps.ui.views.lists import FilteredListView
 
 # Applications ------------------------------------------------------------------------------------
 
 
-class ApplicationListView(HubRoleView, SingleTableMixin, FilterView):
+class ApplicationListView(HubRoleView, FilteredListView):
     allowed_roles = READERS
     model = Application
     table_class = ApplicationTable
     filterset_class = ApplicationFilterSet
     template_name = "ui/policies/application_list.html"
-    table_pagination = {"per_page": 50}  # the table pages; FilterView must not page again
 
     def get_queryset(self):
         return Application.objects.annotate(route_count=Count("routes")).order_by("name")
@@ -64,9 +62,7 @@ class ApplicationCreateView(_ApplicationForm, ObjectCreateView):
 
 
 class ApplicationEditView(_ApplicationForm, ObjectEditView):
-    def get_context_data(self, **kwargs):
-        delete_url = reverse("ui:application_delete", args=[self.object.pk])
-        return {**super().get_context_data(**kwargs), "delete_url": delete_url}
+    delete_url_name = "ui:application_delete"
 
     def object_update(self, *, instance, data, actor):
         return services.application_update(application=instance, actor=actor, data=data)
@@ -120,8 +116,7 @@ class RouteCreateView(_RouteForm, ObjectCreateUnderView):
 
 
 class RouteEditView(_RouteForm, ObjectEditView):
-    def get_context_data(self, **kwargs):
-        return {**super().get_context_data(**kwargs), "delete_url": reverse("ui:route_delete", args=[self.object.pk])}
+    delete_url_name = "ui:route_delete"
 
     def object_update(self, *, instance, data, actor):
         return services.route_update(route=instance, actor=actor, data=data)
@@ -160,6 +155,8 @@ class AccessRuleCreateView(_RuleForm, ObjectCreateUnderView):
 
 
 class AccessRuleEditView(_RuleForm, ObjectEditView):
+    delete_url_name = "ui:rule_delete"
+
     def initial_from(self, instance) -> dict:
         return {**super().initial_from(instance), "roles": list(instance.roles.all())}
 

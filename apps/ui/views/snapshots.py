@@ -13,15 +13,17 @@ from apps.ui.access import EDITORS, HubRoleView
 
 
 class SnapshotBuildView(HubRoleView, TemplateView):
-    """A confirmation page; posting it builds a snapshot and goes back where it was asked for."""
+    """A confirmation page; posting it builds a snapshot and goes back where it was asked for
+    (``next``, else ``default_next``: the deploy page mounts it with its own)."""
 
     allowed_roles = EDITORS
     template_name = "ui/snapshot_build.html"
+    default_next = "ui:dashboard"
 
     def next_url(self) -> str:
         wanted = self.request.POST.get("next") or self.request.GET.get("next", "")
         safe = url_has_allowed_host_and_scheme(wanted, allowed_hosts={self.request.get_host()})
-        return wanted if safe else reverse("ui:dashboard")
+        return wanted if safe else reverse(self.default_next)
 
     def get_context_data(self, **kwargs):
         newest = snapshot_newest()
