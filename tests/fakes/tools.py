@@ -33,6 +33,7 @@ PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} (stand-in)</title>
 <style>body{{font:15px system-ui,sans-serif;margin:2rem auto;max-width:46rem;color:#1d2733}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #c8d0da;padding:.3rem .6rem;text-align:left}}
+td:first-child{{white-space:nowrap}}td{{word-break:break-all}}
 .note{{color:#5b6775}}</style></head>
 <body><h1>{title}</h1>
 <p class="note">A stand-in for {title} behind a policyhub gateway: you asked for <code>{method} {path}</code>.</p>
