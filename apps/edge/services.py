@@ -121,7 +121,7 @@ def _return_target(gateway: Gateway, url: str) -> tuple[str, str, str]:
         or not SAFE_RETURN_PATH.fullmatch(target)
         or "\\" in url
     ):
-        raise SignInRefused(f"{url[:200]!r} is not a {scheme} address on gateway {gateway.name}'s hosts")
+        raise SignInRefused(f"{url[:200]!r} is not an address on gateway {gateway.name}'s hosts (served over {scheme})")
     return f"{scheme}://{parts.netloc}", host, target
 
 
