@@ -13,9 +13,7 @@ import html
 import os
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import AbstractContextManager, ExitStack, suppress
 
 import django
 from django.apps import apps
@@ -25,6 +23,7 @@ if not apps.ready:  # run as a program (make demo), not imported by the tests
     os.environ.setdefault("DEBUG", "1")
     django.setup()
 
+from apps.gateways.echo import AnsweringHandler, serving
 from apps.gateways.renderers.base import SIGN_OUT_PATH
 
 TITLES = {"backstage": "Backstage", "airflow": "Airflow", "artifacts": "Artifacts", "packages": "Package feed"}
@@ -61,43 +60,19 @@ def _page(title: str, method: str, path: str, headers: dict[str, str]) -> bytes:
     ).encode()  # fmt: skip
 
 
-def _handler(title: str) -> type[BaseHTTPRequestHandler]:
-    class StandIn(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+def _handler(title: str) -> type[AnsweringHandler]:
+    class StandIn(AnsweringHandler):
+        content_type = "text/html; charset=utf-8"
 
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            headers = {name.lower(): value for name, value in self.headers.items()}
-            body = _page(title, self.command, self.path, headers)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
-
-        def log_message(self, format, *args):
-            pass
+        def answer(self, headers: dict[str, str]) -> bytes:
+            return _page(title, self.command, self.path, headers)
 
     return StandIn
 
 
-@contextmanager
-def tool_stand_in(name: str, address: tuple[str, int] = ("127.0.0.1", 0)) -> Iterator[str]:
-    """Serve the stand-in for tool ``name`` (one of ``TITLES``) in a thread; yields its http:// URL."""
-    server = ThreadingHTTPServer(address, _handler(TITLES[name]))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def tool_stand_in(name: str, address: tuple[str, int] = ("127.0.0.1", 0)) -> AbstractContextManager[str]:
+    """The stand-in for tool ``name`` (one of ``TITLES``) served in a thread; yields its http:// URL."""
+    return serving(_handler(TITLES[name]), address)
 
 
 def _tool(text: str) -> tuple[str, tuple[str, int]]:
