@@ -25,13 +25,18 @@ $(VENV)/.dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@ $(VENV)/.runtime
 
-demo: $(VENV)/.runtime ## serve the UI with demo data on http://127.0.0.1:8000 (SQLite, eager Celery), its gateways on :8081 (HAProxy) and :8082 (lighttpd), its Okta and Space on :8701 and :8702
+DEMO_TOOLS := --tool backstage=127.0.0.1:7007 --tool airflow=127.0.0.1:8080 --tool artifacts=127.0.0.1:9000 --tool packages=127.0.0.1:9100
+
+# the demo gateways send browsers to the demo's policyhub to sign in
+demo: export POLICYHUB_PUBLIC_URL := http://127.0.0.1:8000
+demo: $(VENV)/.runtime ## serve the UI with demo data on http://127.0.0.1:8000 (SQLite, eager Celery), its gateways on :8081 (HAProxy) and :8082 (lighttpd) in front of stand-ins for the tools, its Okta and Space on :8701 and :8702
 	@mkdir -p var
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
 	DEBUG=1 $(BIN)/python manage.py seed_demo --gateways-dir var/gateways
 	@DEBUG=1 $(BIN)/python -m tests.fakes.demo_orgs --okta 127.0.0.1:8701 --space 127.0.0.1:8702 & orgs=$$!; \
+		DEBUG=1 $(BIN)/python -m tests.fakes.tools $(DEMO_TOOLS) & tools=$$!; \
 		DEBUG=1 $(BIN)/python manage.py run_gateways & gateways=$$!; \
-		trap 'kill $$orgs $$gateways 2>/dev/null; wait' EXIT INT TERM; \
+		trap 'kill $$orgs $$tools $$gateways 2>/dev/null; wait' EXIT INT TERM; \
 		DEBUG=1 POLICYHUB_LOCAL_LOGIN=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 test: $(VENV)/.dev ## the whole suite on throwaway PostgreSQL and Redis started on loopback

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "apps.api",
     "apps.webhooks",
     "apps.ui",
+    "apps.edge",
 ]
 
 MIDDLEWARE = [
@@ -240,6 +241,14 @@ POLICYHUB_SIGNING_KEY_LIFETIME_DAYS = env.int("POLICYHUB_SIGNING_KEY_LIFETIME_DA
 POLICYHUB_KEY_RENEW_BEFORE_DAYS = env.int("POLICYHUB_KEY_RENEW_BEFORE_DAYS", default=7)
 # ... and once a key that stopped signing has been trusted this long (at least its overlap).
 POLICYHUB_KEY_RETIRE_AFTER_HOURS = env.int("POLICYHUB_KEY_RETIRE_AFTER_HOURS", default=24)
+# Browser sign-in at the gateways (apps/edge): where browsers reach policyhub (its origin, e.g.
+# https://policyhub.example.com; empty: the gateways answer browsers 401 like any client), which
+# identity source's external ids are the OIDC provider's subjects (Okta's user ids are both), how
+# long a browser's edge token lives, and how long before its expiry a navigation renews it.
+POLICYHUB_PUBLIC_URL = env.str("POLICYHUB_PUBLIC_URL", default="").rstrip("/")
+POLICYHUB_OIDC_IDENTITY_SOURCE = env.str("POLICYHUB_OIDC_IDENTITY_SOURCE", default="okta")
+POLICYHUB_BROWSER_TOKEN_TTL_SECONDS = env.int("POLICYHUB_BROWSER_TOKEN_TTL_SECONDS", default=900)
+POLICYHUB_BROWSER_REFRESH_SECONDS = env.int("POLICYHUB_BROWSER_REFRESH_SECONDS", default=300)
 # Signed links (apps/credentials/links.py): time-limited artifact URLs for routes with signed_links.
 # Where ``seed_demo`` points the demo's Okta and Space sources: the fake organizations ``make demo``
 # starts (tests/fakes/demo_orgs.py).

@@ -17,6 +17,7 @@ urlpatterns = [
     path("login/", SignInView.as_view(), name="login"),
     path("oidc/", include("mozilla_django_oidc.urls")),
     path("ui/", include("apps.ui.urls")),
+    path("edge/", include("apps.edge.urls")),  # browser sign-in at the gateways
     # the admin signs in where the UI does: the IdP, or a local password where enabled
     path("admin/login/", RedirectView.as_view(url="/login/", query_string=True, permanent=False)),
     path("admin/", admin.site.urls),

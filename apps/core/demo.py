@@ -23,6 +23,7 @@ from apps.core.actors import Actor
 from apps.core.crypto import Secret
 from apps.core.demo_policy import demo_policy_seed
 from apps.credentials.models import SigningKey
+from apps.edge.services import person_link_to
 from apps.identities.choices import IdentityKind, SourceKind
 from apps.identities.connectors.okta import identity_record as okta_identity_record
 from apps.identities.models import Group, Identity, IdentitySource, Membership
@@ -39,6 +40,10 @@ DEMO_ACCOUNTS = {
     "demo-editor": HubRole.EDITOR,
     "demo-auditor": HubRole.AUDITOR,
 }
+
+# Who the demo logins are at the gateways (browser sign-in), by Okta login: the admin reaches
+# Backstage and Airflow's admin UI; the editor is an engineer, whom Airflow's admin UI refuses.
+DEMO_PEOPLE = {DEMO_ADMIN_USERNAME: "okta.admin@example.com", "demo-editor": "John.Doe-Assign-User-Role@example.com"}
 
 # The demo's Okta and Space are fake organizations on loopback (``tests/fakes/demo_orgs.py``, which
 # ``make demo`` starts) serving this same story, so ``sync_identities`` has something to import.
@@ -310,6 +315,8 @@ def demo_login_reset(*, actor: Actor, username: str, hub_role: str) -> DemoLogin
     user.save()
     if not superuser:
         user.groups.add(AuthGroup.objects.get_or_create(name=f"{HUB_ROLE_GROUP_PREFIX}{hub_role}")[0])
+    person = Identity.objects.filter(source__kind=SourceKind.OKTA, username=DEMO_PEOPLE.get(username, "")).first()
+    person_link_to(user=user, identity=person, actor=actor)
     audit_record(
         actor=actor,
         action="user.create" if created else "user.password_reset",

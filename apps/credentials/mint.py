@@ -124,8 +124,10 @@ def sign_edge_token(
     ttl: timedelta | None = None,
     now: datetime | None = None,
     issuer: str = "",
+    purpose_claims: Mapping[str, str] | None = None,
 ) -> EdgeToken:
-    """Sign a token for ``subject``; used for real identities and for the proof's synthetic ones."""
+    """Sign a token for ``subject``; used for real identities and for the proof's synthetic ones.
+    ``purpose_claims`` mark a token for one use (a browser sign-in's ``purpose`` and ``nonce``)."""
     if not SUBJECT_PATTERN.match(subject):
         raise TokenRefused(f"subject {subject!r} does not fit [A-Za-z0-9@._:-]{{1,64}}")
     now = (now or timezone.now()).replace(microsecond=0)
@@ -147,6 +149,7 @@ def sign_edge_token(
         "roles": role_list,
         "roles_csv": roles_csv(role_list),
         **_profile_claims(profile or {}),
+        **(purpose_claims or {}),
     }
     if signer.algorithm in ASYMMETRIC_ALGORITHMS:
         signing_material = _private_key(signer.private_material.reveal())
@@ -160,7 +163,12 @@ def sign_edge_token(
 
 
 def mint_edge_token(
-    *, identity: Identity, gateway: Gateway, ttl: timedelta | None = None, now: datetime | None = None
+    *,
+    identity: Identity,
+    gateway: Gateway,
+    ttl: timedelta | None = None,
+    now: datetime | None = None,
+    purpose_claims: Mapping[str, str] | None = None,
 ) -> EdgeToken:
     """A token for a real identity at one gateway, carrying its current effective roles."""
     if not identity.active:
@@ -177,6 +185,7 @@ def mint_edge_token(
         profile=profile,
         ttl=ttl,
         now=now,
+        purpose_claims=purpose_claims,
     )
     signing_key_used(key=key, until=edge.expires_at)
     return edge

@@ -163,6 +163,8 @@ def _secret_texts(request: RenderRequest) -> set[str]:
     secrets = [key.secret.reveal() for key in (*request.keys, *request.link_keys)]
     if request.assertion_key is not None:
         secrets.append(request.assertion_key.secret.reveal())
+    if request.browser_sign_in is not None:
+        secrets.append(request.browser_sign_in.state_key.reveal())
     secrets += [certificate.private_key.reveal() for certificate in request.certificates]
     found = set()
     for secret in filter(None, secrets):

@@ -3,6 +3,7 @@
 from apps.policies.decide import Decision, ReasonCode
 
 ALLOWED_STATUS = 200  # what the proof's echo upstream answers
+SIGN_IN_REDIRECT_STATUS = 302  # a navigation that needs an identity goes to policyhub's sign-in
 _STATUS = {
     ReasonCode.PATH_NOT_CANONICAL: 400,
     ReasonCode.NO_ROUTE: 404,
@@ -15,12 +16,13 @@ _STATUS = {
 _NEEDS_IDENTITY = frozenset({ReasonCode.AUTHENTICATION_REQUIRED, ReasonCode.IDENTITY_NOT_ACTIVE})
 
 
-def expected_status(decision: Decision) -> int:
-    """200 when allowed; 401 when some allow rule needed an identity the request did not carry;
-    otherwise the status of the first reason (400, 404, 405 or 403)."""
+def expected_status(decision: Decision, *, navigation: bool = False) -> int:
+    """200 when allowed; 401 when some allow rule needed an identity the request did not carry, or
+    302 to sign in for a ``navigation`` (a browser's page request at a gateway with browser sign-in,
+    renderers/base.py S4); otherwise the status of the first reason (400, 404, 405 or 403)."""
     if decision.allowed:
         return ALLOWED_STATUS
     codes = [reason.code for reason in decision.reasons]
     if _NEEDS_IDENTITY.intersection(codes):
-        return 401
+        return SIGN_IN_REDIRECT_STATUS if navigation else 401
     return _STATUS[codes[0]]

@@ -18,6 +18,7 @@ from apps.credentials.selectors import assertion_root_secret, signing_keys_accep
 from apps.gateways.proof_scope import EVERY_CLASS, ProofScope, proof_basis, proof_scope
 from apps.gateways.selectors import (
     assertion_key,
+    browser_sign_in,
     deployable_gateways,
     deployment_live,
     tls_certificates,
@@ -69,6 +70,7 @@ def gateway_prove(
     link_keys = verification_keys(gateway=gateway, purpose=KeyPurpose.SIGNED_LINK, now=now)
     certificates = tls_certificates(gateway=gateway)
     assertion = _assertion_check(gateway)
+    sign_in = browser_sign_in(gateway=gateway)
     basis = proof_basis(
         kind=gateway.kind,
         settings={
@@ -76,6 +78,7 @@ def gateway_prove(
             "certificates": sorted(hashlib.sha256(c.chain_pem.encode()).hexdigest() for c in certificates),
             "signed_links": bool(link_keys),
             "assertions": assertion is not None,
+            "browser_sign_in": sign_in is not None,
         },
     )
     result = prove(
@@ -89,6 +92,7 @@ def gateway_prove(
         link_keys=link_keys,
         certificates=certificates,
         assertion=assertion,
+        browser_sign_in=sign_in,
         scope=_scope(gateway, content, basis, differential=differential, seed=seed),
     )
     result = replace(result, basis=basis)

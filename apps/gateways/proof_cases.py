@@ -22,6 +22,9 @@ from dataclasses import dataclass
 OUTSIDE_EVERY_NETWORK = "127.0.0.1"
 _LEVELS = ((16, 8), (24, 8), (28, 4))  # (prefix length, bits of the parent left to number children)
 TOKEN_VARIANTS = ("expired", "other_gateway", "forged", "wrong_issuer")
+# a browser's requests at a gateway with browser sign-in: a page request without a credential, and
+# one whose edge token is in the session cookie
+BROWSER_VARIANTS = ("navigation", "cookie")
 # signed links that are no credential at all: past their expiry, under a stranger's secret, or
 # signed for another path than the one requested
 LINK_VARIANTS = ("link_expired", "link_forged", "link_other_path")
@@ -37,7 +40,7 @@ class ProbeCase:
     host: str
     path: str
     client_ip: str
-    credential: str  # none | valid | one of TOKEN_VARIANTS | link | one of LINK_VARIANTS
+    credential: str  # none | valid | cookie | navigation | one of TOKEN_VARIANTS | link | one of LINK_VARIANTS
     roles: frozenset[str]
     link_rule: str = ""  # the allow rule a signed link names
 
@@ -141,9 +144,14 @@ def _link_cases(route: dict, method: str, host: str, path: str, client: str) -> 
     return cases
 
 
-def probe_cases(mapped: dict, mapping: dict[str, tuple[str, str]], *, links: bool = False) -> list[ProbeCase]:
+def probe_cases(
+    mapped: dict, mapping: dict[str, tuple[str, str]], *, links: bool = False, browsers: bool = False
+) -> list[ProbeCase]:
     """Every class for every route of the (already gateway-scoped, loopback-mapped) content;
-    ``links``: also signed-link classes (the gateway has a signed-link key to sign them with)."""
+    ``links``: also signed-link classes (the gateway has a signed-link key to sign them with);
+    ``browsers``: also browser classes (the gateway has browser sign-in), which, like bad tokens, go
+    once per route and client: the cookie is read, and a navigation told apart, in steps every
+    route shares."""
     identity_role_sets = {frozenset(roles) for roles in mapped["identities"].values()}
     inside = dict(mapping.values())
     cases: list[ProbeCase] = []
@@ -166,6 +174,9 @@ def probe_cases(mapped: dict, mapping: dict[str, tuple[str, str]], *, links: boo
                 cases += [ProbeCase(method, host, path, client, "valid", roles) for roles in role_sets]
                 if spot == 0:  # see the module docstring: bad tokens once per route and client
                     cases += [ProbeCase(method, host, path, client, bad, strongest) for bad in TOKEN_VARIANTS]
+                if spot == 0 and browsers:
+                    cases.append(ProbeCase(method, host, path, client, "navigation", frozenset()))
+                    cases += [ProbeCase(method, host, path, client, "cookie", roles) for roles in role_sets]
                 if links:
                     cases += _link_cases(route, method, host, path, client)
     return cases

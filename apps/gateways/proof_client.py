@@ -47,8 +47,10 @@ class ProofClient:
             context=unverified_tls_context(),
         )
 
-    def send(self, client_ip: str, method: str, target: str, headers: dict[str, str]) -> tuple[int, bytes]:
-        """(status, body) of one request from ``client_ip``."""
+    def send(
+        self, client_ip: str, method: str, target: str, headers: dict[str, str]
+    ) -> tuple[int, bytes, http.client.HTTPMessage]:
+        """(status, body, response headers) of one request from ``client_ip``."""
         idle = self._open()
         connection = idle.pop(client_ip, None)
         fresh_attempts = 0
@@ -71,7 +73,7 @@ class ProofClient:
             connection.close()
         else:
             idle[client_ip] = connection
-        return response.status, body
+        return response.status, body, response.headers
 
     def close(self) -> None:
         for idle in self._every_thread:

@@ -1,5 +1,6 @@
 """Reads for gateways: everything a renderer needs, gathered from the database."""
 
+import base64
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -7,7 +8,9 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import OuterRef, QuerySet, Subquery
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from apps.core.crypto import Secret
 from apps.credentials.choices import KeyPurpose, KeyState, SigningAlgorithm
@@ -20,7 +23,7 @@ from apps.credentials.selectors import (
 )
 from apps.gateways.choices import DeploymentState
 from apps.gateways.models import Deployment
-from apps.gateways.renderers.base import RenderRequest, TlsCertificate, VerificationKey
+from apps.gateways.renderers.base import BrowserSignIn, RenderRequest, TlsCertificate, VerificationKey
 from apps.policies.models import Gateway, PolicySnapshot
 from apps.policies.selectors import compiled_policy
 
@@ -49,6 +52,22 @@ def assertion_key(*, gateway: Gateway) -> VerificationKey | None:
     return VerificationKey(kid=key.kid, algorithm=key.algorithm, public_key_pem="", secret=key.private_material)
 
 
+def browser_sign_in(*, gateway: Gateway) -> BrowserSignIn | None:
+    """Where the gateway sends browsers to sign in (None without ``POLICYHUB_PUBLIC_URL``). Its state
+    key is derived from SECRET_KEY per gateway, not drawn: renders of the same request must be
+    byte-identical (the drift check compares them), and a key HAProxy only hashes with needs no rotation."""
+    public_url = settings.POLICYHUB_PUBLIC_URL
+    if not public_url:
+        return None
+    state_key = salted_hmac("policyhub.edge.sign-in-state", gateway.name, algorithm="sha256").digest()
+    return BrowserSignIn(
+        sign_in_url=f"{public_url}{reverse('edge:sign_in')}",
+        sign_out_url=f"{public_url}{reverse('edge:sign_out')}",
+        state_key=Secret(base64.b64encode(state_key).decode()),
+        refresh_seconds=settings.POLICYHUB_BROWSER_REFRESH_SECONDS,
+    )
+
+
 def render_request_for(
     *,
     gateway: Gateway,
@@ -68,6 +87,7 @@ def render_request_for(
         link_keys=verification_keys(gateway=gateway, purpose=KeyPurpose.SIGNED_LINK),
         certificates=tls_certificates(gateway=gateway),
         assertion_key=assertion_key(gateway=gateway),
+        browser_sign_in=browser_sign_in(gateway=gateway),
     )
 
 

@@ -237,16 +237,9 @@ def _decide_for_link(route: RouteView, rule: RuleView, address, client_ip: str |
     return Decision(True, route, rule, (Reason(ReasonCode.ALLOWED, f"allowed by rule {rule.key} (signed link)"),))
 
 
-def decide_link_issue(
-    policy: CompiledPolicy, identity: IdentityLike | str, host: str, path: str, *, gateway: str | None = None
-) -> Decision:
-    """May ``identity`` be given a signed link to ``host``/``path``? Allowed names the rule the link
-    will carry. Networks are left to the request that uses the link (see the module docstring)."""
-    route, refusal = _route_for(policy, "GET", host, path, gateway)
-    if refusal is not None:
-        return refusal
-    if not route.signed_links:
-        return _deny(route, [Reason(ReasonCode.SIGNED_LINKS_OFF, f"route {route.key} does not serve signed links")])
+def _identity_reaches(route: RouteView, policy: CompiledPolicy, identity: IdentityLike | str) -> Decision:
+    """Whether ``identity`` reaches ``route`` wherever it is: deny rules without networks, then the
+    identity condition of the allow rules; networks are left to the gateway that sees the client."""
     roles, identity_problem = _resolve_identity(policy, identity)
     if roles is None:
         return _deny(route, [identity_problem])
@@ -260,3 +253,28 @@ def decide_link_issue(
     reason = f"requires one of the roles: {', '.join(needed)}" if needed else f"route {route.key} has no allow rule"
     code = ReasonCode.MISSING_ROLE if needed else ReasonCode.NO_ALLOW_RULE
     return _deny(route, [Reason(code, reason)], roles)
+
+
+def decide_link_issue(
+    policy: CompiledPolicy, identity: IdentityLike | str, host: str, path: str, *, gateway: str | None = None
+) -> Decision:
+    """May ``identity`` be given a signed link to ``host``/``path``? Allowed names the rule the link
+    will carry. Networks are left to the request that uses the link (see the module docstring)."""
+    route, refusal = _route_for(policy, "GET", host, path, gateway)
+    if refusal is not None:
+        return refusal
+    if not route.signed_links:
+        return _deny(route, [Reason(ReasonCode.SIGNED_LINKS_OFF, f"route {route.key} does not serve signed links")])
+    return _identity_reaches(route, policy, identity)
+
+
+def decide_sign_in(
+    policy: CompiledPolicy, identity: IdentityLike | str, host: str, path: str, *, gateway: str
+) -> Decision:
+    """May ``identity``, signing in with a browser at ``gateway``, be sent back to ``host``/``path``
+    with an edge token? Judged like a signed link's issue: the gateway judges the network of every
+    request the token is then used for."""
+    route, refusal = _route_for(policy, "GET", host, path, gateway)
+    if refusal is not None:
+        return refusal
+    return _identity_reaches(route, policy, identity)

@@ -17,6 +17,7 @@ from django.core.exceptions import SuspiciousOperation
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from apps.core.actors import Actor
+from apps.edge.services import person_link_set
 from apps.ui.services import hub_roles_from_groups, user_hub_roles_set
 
 USERNAME_PREFIX = "oidc-"
@@ -75,14 +76,15 @@ class HubRoleOIDCBackend(OIDCAuthenticationBackend):
             groups = [groups]
         roles = hub_roles_from_groups(group for group in groups if isinstance(group, str))
         user_hub_roles_set(user=user, roles=roles, actor=Actor.system("oidc-sign-in"))
+        person_link_set(user=user, subject=claims["sub"], actor=Actor.system("oidc-sign-in"))
         return user
 
 
-def provider_sign_out_url(request) -> str:
+def provider_sign_out_url(request, back: str = "") -> str:
     """Where signing out sends the browser (``OIDC_OP_LOGOUT_URL_METHOD``): the provider's
-    end-session endpoint, so the IdP's session ends too, coming back to the sign-in page; without
-    one configured, the sign-in page. Called before the Django session is flushed."""
-    back = request.build_absolute_uri(settings.LOGOUT_REDIRECT_URL)
+    end-session endpoint, so the IdP's session ends too, coming back to ``back`` (default: the
+    sign-in page); without one configured, ``back`` itself. Called before the Django session is flushed."""
+    back = request.build_absolute_uri(back or settings.LOGOUT_REDIRECT_URL)
     if not settings.OIDC_OP_LOGOUT_ENDPOINT:
         return back
     query = {"post_logout_redirect_uri": back, "client_id": settings.OIDC_RP_CLIENT_ID}

@@ -18,6 +18,7 @@ from apps.audit.selectors import audit_chain_verify
 from apps.core.actors import Actor
 from apps.core.choices import Trigger
 from apps.core.demo import DEMO_ADMIN_USERNAME, demo_seed
+from apps.edge.models import PersonLink
 from apps.identities.models import Group, Identity, IdentitySource, Membership, SyncRun
 from apps.identities.sync import identity_source_sync
 from apps.policies.decide import ReasonCode, decide
@@ -264,6 +265,11 @@ def test_command_prints_a_login_per_hub_role(settings, local_login):
         user = authenticate(username=username, password=password)
         assert user_hub_roles(user=user) == {role}
         assert user.is_staff == (role == "admin")
+    # who they are when they sign in at the demo gateways in a browser
+    people = {
+        link.user.username: link.identity.username for link in PersonLink.objects.select_related("user", "identity")
+    }
+    assert people == {"demo": "okta.admin@example.com", "demo-editor": "John.Doe-Assign-User-Role@example.com"}
 
 
 @pytest.mark.django_db

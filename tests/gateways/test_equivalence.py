@@ -5,6 +5,7 @@ import secrets
 
 import pytest
 from django.core.management import call_command
+from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from apps.core.crypto import Secret
 from apps.core.demo import demo_seed
 from apps.gateways import verify
 from apps.gateways.proof import gateway_prove
+from apps.gateways.renderers.base import BrowserSignIn
 from apps.policies.models import Gateway
 from apps.policies.services import snapshot_build
 from apps.policies.snapshot import content_sha256
@@ -109,6 +111,54 @@ def test_the_proof_catches_a_gateway_that_does_not_honour_signed_links(kind, mon
     assert all(m.case.credential == "link" and m.actual in {"401", "403"} for m in result.mismatches)
 
 
+SIGN_IN = BrowserSignIn(
+    sign_in_url="https://policyhub.example.test/edge/signin",
+    sign_out_url="https://policyhub.example.test/edge/signout",
+    state_key=Secret("a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U="),
+    refresh_seconds=300,
+)
+
+
+@pytest.mark.parametrize("kind", ["haproxy", "lighttpd"])
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "tls"])
+def test_the_browser_path_is_proven_equal(kind, tls):
+    certificates = (tls_certificate("portal.example.test"),) if tls else ()
+    result = _prove(STORY, kind, browser_sign_in=SIGN_IN, certificates=certificates)
+    assert result.problems == ()
+    assert [m.describe() for m in result.mismatches] == []
+    plain = _prove(STORY, kind, certificates=certificates)
+    assert result.requests > plain.requests  # a page request and the cookie, per route and client
+
+
+@pytest.mark.parametrize("kind", ["haproxy", "lighttpd"])
+def test_the_proof_catches_a_gateway_that_does_not_send_browsers_to_sign_in(kind, monkeypatch):
+    real_render = verify.render
+    monkeypatch.setattr(
+        verify, "render", lambda kind, request: real_render(kind, dataclasses.replace(request, browser_sign_in=None))
+    )
+    result = _prove(STORY, kind, browser_sign_in=SIGN_IN)
+    assert result.mismatches
+    # the page requests that needed an identity get 401 instead of the redirect, the cookie is no
+    # credential, and where a public rule admits anyway, the token in it reaches the upstream
+    assert {m.case.credential for m in result.mismatches} == {"navigation", "cookie"}
+    assert {m.actual for m in result.mismatches} == {"401", "the edge token reached the upstream"}
+
+
+@pytest.mark.parametrize("kind", ["haproxy", "lighttpd"])
+def test_the_proof_catches_a_gateway_sending_browsers_elsewhere(kind, monkeypatch):
+    real_render = verify.render
+    elsewhere = dataclasses.replace(SIGN_IN, sign_in_url="https://phish.example.test/edge/signin")
+    monkeypatch.setattr(
+        verify,
+        "render",
+        lambda kind, request: real_render(kind, dataclasses.replace(request, browser_sign_in=elsewhere)),
+    )
+    result = _prove(STORY, kind, browser_sign_in=SIGN_IN)
+    assert result.mismatches
+    assert all(m.expected == "the redirect to sign in for this page" for m in result.mismatches)
+    assert all("phish.example.test" in m.actual for m in result.mismatches)
+
+
 def _assertion_mismatches(result: verify.ProofResult) -> list[verify.Mismatch]:
     return [m for m in result.mismatches if m.expected == verify.ASSERTION_EXPECTED]
 
@@ -173,6 +223,7 @@ def test_generated_policies_are_proven_equal(kind, content):
 
 
 @pytest.mark.django_db
+@override_settings(POLICYHUB_PUBLIC_URL="http://127.0.0.1:8000")  # as make demo runs them: browsers sign in
 def test_the_demo_gateways_pass_the_proof_and_it_is_audited(capsys):
     demo_seed(actor=Actor.system("test"))
     snapshot = snapshot_build(actor=Actor.system("test"))

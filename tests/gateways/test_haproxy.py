@@ -8,6 +8,7 @@ import base64
 import dataclasses
 import os
 import random
+import re
 import time
 from pathlib import Path
 
@@ -19,7 +20,10 @@ from apps.core.crypto import Secret
 from apps.credentials.assertions import assertion_key_bytes
 from apps.gateways.renderers import render
 from apps.gateways.renderers.base import (
+    CALLBACK_PATH,
     IDENTITY_HEADERS,
+    SIGN_OUT_PATH,
+    BrowserSignIn,
     RenderError,
     RenderRequest,
     RevokedSubject,
@@ -58,6 +62,10 @@ KEYS = (
 )
 LINK_KEYS = (VerificationKey("links-2026", "HS256", "", Secret("golden-link-secret")),)
 ASSERTION_KEY = golden_assertion_key()
+SIGN_IN = BrowserSignIn(
+    "https://policyhub.example.test/edge/signin", "https://policyhub.example.test/edge/signout",
+    Secret(base64.b64encode(b"golden-sign-in-state-key-32-byte").decode()), 300,
+)  # fmt: skip
 ROUTES = (
     route("portal.example.test", "/backstage",
           rule("roles", roles=["dev", "ops"], identity_headers=["subject", "roles"])),
@@ -147,10 +155,31 @@ def test_the_config_deletes_every_identity_header_by_its_shared_prefix():
     assert "del-header X-Policyhub- -m beg" in render("haproxy", _request()).files["haproxy.cfg"].content.decode()
 
 
+def test_without_browser_sign_in_nothing_of_it_is_rendered():
+    files = render("haproxy", _request()).files
+    assert "keys/sign-in.map" not in files
+    config = files["haproxy.cfg"].content.decode()
+    leftovers = [word for word in (CALLBACK_PATH, SIGN_OUT_PATH, "sign_in", "req.cook", "Set-Cookie") if word in config]
+    assert leftovers == []
+
+
+def test_browser_sign_in_keeps_its_state_key_private_and_redirects_exactly_where_the_401_is():
+    rendered = render("haproxy", _request(browser_sign_in=SIGN_IN))
+    assert rendered.files["keys/sign-in.map"].mode == 0o600
+    assert rendered.files["keys/sign-in.map"].content == f"state {SIGN_IN.state_key.reveal()}\n".encode()
+    config = rendered.files["haproxy.cfg"].content.decode()
+    assert SIGN_IN.state_key.reveal() not in config
+    # S4 and step 6's 401 share one condition: a navigation is redirected exactly when it would get the 401
+    unauthorized = re.search(r"deny_status 401 hdr WWW-Authenticate Bearer if !admitted (.*)", config)[1]
+    assert re.search(rf"set-var\(txn.new_state\) .* !admitted {re.escape(unauthorized)}\n", config)
+
+
 @pytest.mark.slow
 def test_the_golden_config_passes_validation():
     result = validate(render("haproxy", _request()))
     assert result.problems == ()
+    with_sign_in = validate(render("haproxy", _request(browser_sign_in=SIGN_IN)))
+    assert with_sign_in.problems == ()
 
 
 @pytest.mark.slow
@@ -251,6 +280,22 @@ REFUSALS = {
     "upstream with a path": (
         {"routes": ({**route("a.test", "/", rule("public")), "upstream_url": "http://10.0.0.1:80/app"},)},
         "upstream 'http://10.0.0.1:80/app'",
+    ),
+    "sign-in URL with a query": (
+        {"browser_sign_in": dataclasses.replace(SIGN_IN, sign_in_url="https://p.test/signin?next=1")},
+        "browser sign-in",
+    ),
+    "sign-out URL with a quote": (
+        {"browser_sign_in": dataclasses.replace(SIGN_IN, sign_out_url='https://p.test/"out')},
+        "browser sign-in",
+    ),
+    "negative refresh time (HAProxy reads a negative -m int pattern as a range)": (
+        {"browser_sign_in": dataclasses.replace(SIGN_IN, refresh_seconds=-1)},
+        "browser sign-in",
+    ),
+    "state key of 16 bytes": (
+        {"browser_sign_in": dataclasses.replace(SIGN_IN, state_key=Secret(base64.b64encode(b"k" * 16).decode()))},
+        "browser sign-in",
     ),
     "upstream with a line break": (
         {"routes": ({**route("a.test", "/", rule("public")), "upstream_url": "http://10.0.0.1:80\nbind :1"},)},

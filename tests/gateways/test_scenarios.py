@@ -8,76 +8,40 @@ agent network is 127.10.0.0/16, and the test sends from 127.10.0.7 for "inside".
 
 import time
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from apps.core.actors import Actor
 from apps.credentials.assertions import assertion_verify
-from apps.credentials.choices import KeyPurpose
 from apps.credentials.links import signed_link_issue
 from apps.credentials.mint import mint_edge_token
 from apps.credentials.services import (
     assertion_root_reveal,
     certificate_add,
-    signing_key_activate,
-    signing_key_generate,
 )
+from apps.edge.models import PersonLink
+from apps.edge.services import AccessDenied, browser_sign_in
+from apps.gateways.renderers.base import sign_in_cookie_names
 from apps.identities import services as identities
 from apps.identities.choices import IdentityKind, SourceKind
 from apps.policies import services as policies
-from apps.policies.choices import AuthMode, GatewayKind, IdentityHeader, MatchKind
+from apps.policies.choices import AuthMode, GatewayKind, IdentityHeader
 from tests.support.gateways import live_gateway
+from tests.support.policy_scene import (
+    ACTOR,
+    scene_gateway,
+    scene_member,
+    scene_role_for_group,
+    scene_route,
+    scene_source,
+)
 from tests.support.tls import self_signed
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
-ACTOR = Actor.system("scenario")
 AGENT_NETWORK, AGENT, OUTSIDE = "127.10.0.0/16", "127.10.0.7", "127.0.0.1"
-
-
-def _gateway(kind: str, name: str, *hosts: str):
-    gateway = policies.gateway_create(
-        actor=ACTOR, name=name, kind=kind, listen_address="127.0.0.1:8443", public_hostnames=hosts
-    )
-    # keys made an hour ago, so that a link issued in the past (and expired by now) can be signed
-    for purpose in KeyPurpose:
-        key = signing_key_generate(
-            gateway=gateway, actor=ACTOR, purpose=purpose, now=timezone.now() - timedelta(hours=1)
-        )
-        signing_key_activate(key=key, actor=ACTOR)
-    return gateway
-
-
-def _source(kind: str, slug: str):
-    return identities.identity_source_create(
-        actor=ACTOR, name=slug, slug=slug, kind=kind,
-        base_url="" if kind == SourceKind.LOCAL else f"https://{slug}.example.test",
-    )  # fmt: skip
-
-
-def _member(source, username: str, group=None, *, kind=IdentityKind.PERSON, **fields):
-    identity = identities.identity_create(
-        actor=ACTOR, source=source, external_id=username, username=username, kind=kind, **fields
-    )
-    if group is not None:
-        identities.membership_add(actor=ACTOR, identity=identity, group=group)
-    return identity
-
-
-def _role_for_group(slug: str, group):
-    role = policies.role_create(actor=ACTOR, slug=slug)
-    policies.role_mapping_create(actor=ACTOR, role=role, match_kind=MatchKind.GROUP, group=group)
-    return role
-
-
-def _route(gateway, host: str, prefix: str, **options):
-    slug = "app-" + "-".join(part for part in prefix.split("/") if part)
-    application = policies.application_create(actor=ACTOR, name=f"{host}{prefix}", slug=slug)
-    return policies.route_create(
-        actor=ACTOR, gateway=gateway, application=application, host=host, path_prefix=prefix,
-        upstream_url="http://127.0.0.1:9", **options,
-    )  # fmt: skip
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
 
 def _token(identity, gateway) -> str:
@@ -85,13 +49,13 @@ def _token(identity, gateway) -> str:
 
 
 def test_space_package_feed_behind_lighttpd_admits_the_role_mapped_service_account_only():
-    space = _source(SourceKind.SPACE, "space")
+    space = scene_source(SourceKind.SPACE, "space")
     release = identities.group_create(actor=ACTOR, source=space, external_id="team-release", name="Release")
-    publisher_role = _role_for_group("package-publisher", release)
-    publisher = _member(space, "ci-publisher", release, kind=IdentityKind.SERVICE)
-    developer = _member(space, "jane.dev")
-    gateway = _gateway(GatewayKind.LIGHTTPD, "packages-edge", "packages.example.test")
-    feed = _route(gateway, "packages.example.test", "/maven/p/acme/releases", methods=["GET", "HEAD", "PUT"])
+    publisher_role = scene_role_for_group("package-publisher", release)
+    publisher = scene_member(space, "ci-publisher", release, kind=IdentityKind.SERVICE)
+    developer = scene_member(space, "jane.dev")
+    gateway = scene_gateway(GatewayKind.LIGHTTPD, "packages-edge", "packages.example.test")
+    feed = scene_route(gateway, "packages.example.test", "/maven/p/acme/releases", methods=["GET", "HEAD", "PUT"])
     policies.access_rule_create(
         actor=ACTOR, route=feed, auth_mode=AuthMode.ROLES, roles=[publisher_role],
         identity_headers=[IdentityHeader.SUBJECT],
@@ -110,13 +74,13 @@ def test_space_package_feed_behind_lighttpd_admits_the_role_mapped_service_accou
 
 
 def test_space_automation_behind_haproxy_limits_each_identity_to_its_burst():
-    space = _source(SourceKind.SPACE, "space")
+    space = scene_source(SourceKind.SPACE, "space")
     automation = identities.group_create(actor=ACTOR, source=space, external_id="automation", name="Automation")
-    role = _role_for_group("automation", automation)
-    job_a = _member(space, "deploy-job", automation, kind=IdentityKind.SERVICE)
-    job_b = _member(space, "sync-job", automation, kind=IdentityKind.SERVICE)
-    gateway = _gateway(GatewayKind.HAPROXY, "automation-edge", "automation.example.test")
-    api = _route(gateway, "automation.example.test", "/api/automation", methods=["POST"])
+    role = scene_role_for_group("automation", automation)
+    job_a = scene_member(space, "deploy-job", automation, kind=IdentityKind.SERVICE)
+    job_b = scene_member(space, "sync-job", automation, kind=IdentityKind.SERVICE)
+    gateway = scene_gateway(GatewayKind.HAPROXY, "automation-edge", "automation.example.test")
+    api = scene_route(gateway, "automation.example.test", "/api/automation", methods=["POST"])
     policies.access_rule_create(actor=ACTOR, route=api, auth_mode=AuthMode.ROLES, roles=[role], rate_limit_per_minute=5)
     snapshot = policies.snapshot_build(actor=ACTOR)
 
@@ -130,12 +94,12 @@ def test_space_automation_behind_haproxy_limits_each_identity_to_its_burst():
 
 
 def test_buildkite_artifacts_behind_lighttpd_need_the_agent_network_and_links_expire():
-    local = _source(SourceKind.LOCAL, "buildkite")
+    local = scene_source(SourceKind.LOCAL, "buildkite")
     agents = identities.group_create(actor=ACTOR, source=local, external_id="acme-agents", name="acme agents")
-    reader = _role_for_group("artifact-reader", agents)
-    agent = _member(local, "agent-7", agents, kind=IdentityKind.SERVICE)
-    gateway = _gateway(GatewayKind.LIGHTTPD, "artifacts-edge", "artifacts.example.test")
-    artifacts = _route(gateway, "artifacts.example.test", "/artifacts", methods=["GET", "HEAD"], signed_links=True)
+    reader = scene_role_for_group("artifact-reader", agents)
+    agent = scene_member(local, "agent-7", agents, kind=IdentityKind.SERVICE)
+    gateway = scene_gateway(GatewayKind.LIGHTTPD, "artifacts-edge", "artifacts.example.test")
+    artifacts = scene_route(gateway, "artifacts.example.test", "/artifacts", methods=["GET", "HEAD"], signed_links=True)
     policies.access_rule_create(
         actor=ACTOR, route=artifacts, auth_mode=AuthMode.ROLES, roles=[reader], allowed_cidrs=[AGENT_NETWORK]
     )
@@ -165,20 +129,41 @@ def test_buildkite_artifacts_behind_lighttpd_need_the_agent_network_and_links_ex
         assert live.request("GET", host, forged, client_ip=AGENT).status == 401
 
 
-def test_backstage_behind_lighttpd_over_tls_with_asset_caching():
-    okta = _source(SourceKind.OKTA, "okta")
+def _browser_session(live, gateway, identity, host: str, path: str, *, tls: bool) -> str:
+    """A browser's way in: its page request is sent to sign in, policyhub signs the person
+    ``identity`` is in, and the gateway's callback takes the token; the ``Cookie`` header it then sends."""
+    cookie, state_cookie = sign_in_cookie_names(tls)
+    navigation = live.request("GET", host, path, headers=BROWSER)
+    assert navigation.status == 302
+    sign_in = parse_qs(urlsplit(navigation.headers["location"]).query)
+    person = get_user_model().objects.create_user(f"person-{identity.pk}")
+    PersonLink.objects.create(user=person, identity=identity)
+    grant = browser_sign_in(
+        user=person, gateway_name=gateway.name, return_url=sign_in["rd"][0], state=sign_in["state"][0], actor=ACTOR
+    )
+    callback = urlsplit(grant.callback_url)
+    returned = live.request(
+        "GET", host, f"{callback.path}?{callback.query}", headers={"Cookie": f"{state_cookie}={sign_in['state'][0]}"}
+    )
+    assert (returned.status, returned.headers["location"]) == (302, path)
+    return f"{cookie}={grant.token.token}"
+
+
+def test_backstage_behind_lighttpd_over_tls_with_asset_caching(settings):
+    settings.POLICYHUB_PUBLIC_URL = "https://policyhub.example.test"
+    okta = scene_source(SourceKind.OKTA, "okta")
     engineers = identities.group_create(actor=ACTOR, source=okta, external_id="00g-eng", name="Engineering users")
-    engineer_role = _role_for_group("engineer", engineers)
-    engineer = _member(okta, "janelle.dawe@example.test", engineers, email="janelle.dawe@example.test")
-    gateway = _gateway(GatewayKind.LIGHTTPD, "portal-edge", "portal.example.test")
+    engineer_role = scene_role_for_group("engineer", engineers)
+    engineer = scene_member(okta, "janelle.dawe@example.test", engineers, email="janelle.dawe@example.test")
+    gateway = scene_gateway(GatewayKind.LIGHTTPD, "portal-edge", "portal.example.test")
     chain, key = self_signed("portal.example.test")
     certificate_add(gateway=gateway, chain_pem=chain, private_key_pem=key, actor=ACTOR)
-    portal = _route(gateway, "portal.example.test", "/backstage")
+    portal = scene_route(gateway, "portal.example.test", "/backstage")
     policies.access_rule_create(
         actor=ACTOR, route=portal, auth_mode=AuthMode.ROLES, roles=[engineer_role],
         identity_headers=[IdentityHeader.EMAIL],
     )  # fmt: skip
-    assets = _route(gateway, "portal.example.test", "/backstage/static", methods=["GET", "HEAD"])
+    assets = scene_route(gateway, "portal.example.test", "/backstage/static", methods=["GET", "HEAD"])
     policies.access_rule_create(actor=ACTOR, route=assets, auth_mode=AuthMode.PUBLIC, cache_seconds=86_400)
     snapshot = policies.snapshot_build(actor=ACTOR)
 
@@ -187,20 +172,27 @@ def test_backstage_behind_lighttpd_over_tls_with_asset_caching():
         assert page.status == 200
         assert page.headers["cache-control"] == "no-store"
         assert page.echoed["headers"]["x-policyhub-email"] == "janelle.dawe@example.test"
+        # a browser signs in once; its session cookie is then the credential, and stays at the gateway
+        cookie = _browser_session(live, gateway, engineer, "portal.example.test", "/backstage/catalog", tls=True)
+        page = live.request("GET", "portal.example.test", "/backstage/catalog", headers={**BROWSER, "Cookie": cookie})
+        assert page.status == 200
+        assert page.echoed["headers"]["x-policyhub-email"] == "janelle.dawe@example.test"
+        assert "cookie" not in page.echoed["headers"]
         asset = live.request("GET", "portal.example.test", "/backstage/static/main.3f2a.js")
         assert asset.status == 200
         assert asset.headers["cache-control"] == "public, max-age=86400"
         assert live.request("GET", "portal.example.test", "/backstage/catalog").status == 401
 
 
-def test_airflow_admin_behind_lighttpd_forwards_the_identity_and_strips_forged_headers():
-    okta = _source(SourceKind.OKTA, "okta")
+def test_airflow_admin_behind_lighttpd_forwards_the_identity_and_strips_forged_headers(settings):
+    settings.POLICYHUB_PUBLIC_URL = "https://policyhub.example.test"
+    okta = scene_source(SourceKind.OKTA, "okta")
     admins = identities.group_create(actor=ACTOR, source=okta, external_id="00g-admins", name="Platform Admins")
-    admin_role = _role_for_group("airflow-admin", admins)
-    admin = _member(okta, "ops.lead@example.test", admins, email="ops.lead@example.test", display_name="Ops Lead")
-    viewer = _member(okta, "viewer@example.test")
-    gateway = _gateway(GatewayKind.LIGHTTPD, "airflow-edge", "airflow.example.test")
-    console = _route(gateway, "airflow.example.test", "/admin")
+    admin_role = scene_role_for_group("airflow-admin", admins)
+    admin = scene_member(okta, "ops.lead@example.test", admins, email="ops.lead@example.test", display_name="Ops Lead")
+    viewer = scene_member(okta, "viewer@example.test")
+    gateway = scene_gateway(GatewayKind.LIGHTTPD, "airflow-edge", "airflow.example.test")
+    console = scene_route(gateway, "airflow.example.test", "/admin")
     policies.access_rule_create(
         actor=ACTOR, route=console, auth_mode=AuthMode.ROLES, roles=[admin_role],
         identity_headers=[IdentityHeader.USERNAME, IdentityHeader.EMAIL, IdentityHeader.DISPLAY_NAME,
@@ -233,3 +225,12 @@ def test_airflow_admin_behind_lighttpd_forwards_the_identity_and_strips_forged_h
         )
         assert refused.status == 403
         assert refused.echoed is None
+        # in a browser: the admin's session cookie forwards the same identity; the viewer is refused a session
+        cookie = _browser_session(live, gateway, admin, "airflow.example.test", "/admin/dags", tls=False)
+        page = live.request(
+            "GET", "airflow.example.test", "/admin/dags", headers={**BROWSER, **forged, "Cookie": cookie}
+        )
+        assert page.status == 200
+        assert page.echoed["headers"]["x-policyhub-username"] == "ops.lead@example.test"
+        with pytest.raises(AccessDenied, match="requires one of the roles: airflow-admin"):
+            _browser_session(live, gateway, viewer, "airflow.example.test", "/admin/dags", tls=False)

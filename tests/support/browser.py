@@ -28,31 +28,47 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 
 @pytest.fixture
-def chromium(monkeypatch):
-    """Chromium for one test: Playwright's sync API keeps an event loop running in this thread while
-    it lives, which Django takes for an async context, so it lives no longer than the test (whose
-    database calls are synchronous all the same)."""
+def chromium_launcher(monkeypatch):
+    """``launch(*flags)``: Chromium for one test, with ``flags`` beyond the usual ones (name
+    resolution rules, say), closed at the end. Playwright's sync API keeps an event loop running in
+    this thread while it lives, which Django takes for an async context, so it lives no longer than
+    the test (whose database calls are synchronous all the same)."""
     if not os.path.exists(CHROMIUM):
         pytest.fail("chromium is not installed; on Debian: apt-get install chromium")
     from playwright.sync_api import sync_playwright
 
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield browser
-        browser.close()
+        launched = []
+
+        def launch(*flags: str):
+            launched.append(playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*FLAGS, *flags]))
+            return launched[-1]
+
+        yield launch
+        for browser in launched:
+            browser.close()
         # connections the test opened while the loop ran belong to that async context: closed here,
         # or they outlive it and keep the test database from being dropped at the end of the session
         connections.close_all()
 
 
-def loopback_page(browser, *, timezone_id: str | None = None):
+@pytest.fixture
+def chromium(chromium_launcher):
+    return chromium_launcher()
+
+
+def loopback_page(browser, *, timezone_id: str | None = None, hosts: frozenset[str] = frozenset()):
     """A page in a fresh context (no cookies), which reaches loopback only; close its ``context``.
-    ``timezone_id`` (IANA, e.g. "America/New_York"): the zone the page's clock is in; default: the host's."""
-    context = browser.new_context(**({"timezone_id": timezone_id} if timezone_id else {}))
+    ``timezone_id`` (IANA, e.g. "America/New_York"): the zone the page's clock is in; default: the host's.
+    ``hosts``: names the browser resolves to loopback too (``--host-resolver-rules``), served with test
+    certificates it is told to accept."""
+    options = {"timezone_id": timezone_id} if timezone_id else {}
+    context = browser.new_context(**options, ignore_https_errors=bool(hosts))
+    reachable = LOOPBACK | hosts
     context.route(
         "**/*",
-        lambda route: route.continue_() if urlsplit(route.request.url).hostname in LOOPBACK else route.abort(),
+        lambda route: route.continue_() if urlsplit(route.request.url).hostname in reachable else route.abort(),
     )
     page = context.new_page()
     page.set_default_timeout(15_000)

@@ -4,7 +4,7 @@ import http.client
 import json
 import ssl
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 from apps.gateways.echo import echo_upstream
@@ -69,17 +69,18 @@ class LiveGateway:
 
 
 @contextmanager
-def live_gateway(gateway: Gateway, snapshot: PolicySnapshot) -> Iterator[LiveGateway]:
+def live_gateway(gateway: Gateway, snapshot: PolicySnapshot, *, upstream: str = "") -> Iterator[LiveGateway]:
     """Render ``gateway`` from ``snapshot`` with its real keys and certificates, validate it with the
-    real binary, and run it with every route pointed at an echo upstream."""
-    port = free_loopback_port()
-    with echo_upstream() as upstream:
+    real binary, and run it with every route pointed at ``upstream`` (default: an echo upstream)."""
+    with ExitStack() as stack:
+        port = free_loopback_port()
         request = render_request_for(
-            gateway=gateway, snapshot=snapshot, listen_address=f"127.0.0.1:{port}", upstream_override=upstream
-        )
+            gateway=gateway, snapshot=snapshot, listen_address=f"127.0.0.1:{port}",
+            upstream_override=upstream or stack.enter_context(echo_upstream()),
+        )  # fmt: skip
         rendered = render(gateway.kind, request)
         validation = validate(rendered)
         assert validation.ok, validation.problems
         trusted = request.certificates[0].chain_pem if request.certificates else ""
-        with running_proxy(rendered, port=port):
-            yield LiveGateway(port, trusted)
+        stack.enter_context(running_proxy(rendered, port=port))
+        yield LiveGateway(port, trusted)

@@ -33,6 +33,35 @@ nothing else there. Request handling every renderer implements, in decide()'s or
    ``Cache-Control: private, max-age=N`` (``public`` on public rules), else ``no-store``.
 What a proxy cannot express raises ``RenderError`` naming the route or rule and the reason.
 
+Browser sign-in (``browser_sign_in``; without it none of this is rendered and browsers get 401 like
+any client). ``cookie`` and ``state cookie`` are ``sign_in_cookie_names(tls)``; every cookie the
+gateway sets has ``Path=/; HttpOnly; SameSite=Lax`` and, under TLS, ``Secure``; every answer below
+carries ``Cache-Control: no-store``.
+S1. ``GET`` or ``HEAD`` ``SIGN_OUT_PATH`` (any host, before routing): 302 to
+    ``<sign_out_url>?gateway=<name>``, expiring the cookie (``<cookie>=; Max-Age=0``).
+S2. ``CALLBACK_PATH`` (any host, before routing; never reaches an upstream): the query's ``token``
+    must pass every check of step 5 (revocation list included), carry ``purpose`` ==
+    ``SIGN_IN_PURPOSE``, an ``iat`` at most ``CALLBACK_MAX_AGE_SECONDS`` + leeway ago, and a
+    ``nonce`` equal to the state cookie's value (present and non-empty); the query's ``rd``,
+    percent-decoded once, must be a path on this host: ``/`` then anything printable but a backslash,
+    not starting ``//`` (``SAFE_RETURN_PATH``). Then 302 to ``rd`` setting
+    ``<cookie>=<token>; Max-Age=<exp - now>`` and expiring the state cookie; otherwise 400 (text
+    "sign-in failed"), setting nothing. Methods other than GET: 400 too.
+S3. The credential of step 5 is the ``Authorization`` header's bearer token, or, when the request has
+    no ``Authorization`` header at all, the cookie's value: the same token, the same checks. The
+    cookie and the state cookie are removed from the ``Cookie`` header before the request goes
+    upstream (the header goes when nothing is left).
+S4. A *navigation* is a GET or HEAD without an ``Authorization`` header whose ``Accept`` contains
+    ``text/html`` (any case). A navigation that would be answered 401 is answered 302 to
+    ``<sign_in_url>?gateway=<name>&rd=<original URL>&state=<state>`` (each value percent-encoded),
+    setting ``<state cookie>=<state>; Max-Age=STATE_MAX_AGE_SECONDS``. The original URL is
+    ``https://`` (TLS) or ``http://``, the ``Host`` header as sent, and the request target as sent.
+    ``state`` is 43 characters of ``[A-Za-z0-9_-]`` no client can predict (HAProxy: an HMAC under
+    ``state_key`` of a fresh UUID; lighttpd: 32 bytes of /dev/urandom), base64url.
+S5. A navigation identified by the cookie (not by a header) whose token has less than
+    ``refresh_seconds`` left gets that same 302 before its rules are judged, so the person's browser
+    silently fetches a fresh token while policyhub's session lasts.
+
 The revocation list changes while a release is live, so it is not part of one: the config names it
 by an absolute path (``RenderRequest.revocation_list``) and ``Renderer.revocations_render`` writes
 its content, which the proxy takes up without a reload.
@@ -91,6 +120,31 @@ class TlsCertificate:
     private_key: Secret  # PEM
 
 
+SIGN_IN_PURPOSE = "browser-sign-in"  # the claim marking a token policyhub minted for a browser sign-in
+CALLBACK_PATH = "/.policyhub/callback"
+SIGN_OUT_PATH = "/.policyhub/signout"
+CALLBACK_MAX_AGE_SECONDS = 60  # a token older than this (plus leeway) is no longer taken at the callback
+STATE_MAX_AGE_SECONDS = 600  # how long a browser may take to sign in, from the gateway's redirect
+SAFE_RETURN_PATH = re.compile(r"/(?![/\\])[!-\[\]-~]*")  # what the callback redirects to (fullmatch)
+
+
+def sign_in_cookie_names(tls: bool) -> tuple[str, str]:
+    """(the cookie holding the edge token, the cookie holding the sign-in state): ``__Host-`` under
+    TLS, so that no other host or path can set or shadow them."""
+    prefix = "__Host-" if tls else ""
+    return f"{prefix}policyhub", f"{prefix}policyhub-state"
+
+
+@dataclass(frozen=True)
+class BrowserSignIn:
+    """Where a gateway sends browsers to sign in and out, and how it makes their state (see above)."""
+
+    sign_in_url: str  # policyhub's absolute /edge/signin URL
+    sign_out_url: str  # policyhub's absolute /edge/signout URL
+    state_key: Secret  # base64 of 32 bytes: HAProxy derives each state from it
+    refresh_seconds: int  # a cookie token with less left than this is renewed at the next navigation
+
+
 @dataclass(frozen=True)
 class RenderRequest:
     policy: CompiledPolicy
@@ -113,6 +167,7 @@ class RenderRequest:
     # while one is live); empty: an empty list rendered with the config (proofs and checks, whose
     # tokens are fresh and never revoked).
     revocation_list: str = ""
+    browser_sign_in: BrowserSignIn | None = None  # None: browsers get 401 like any other client
 
 
 @dataclass(frozen=True)

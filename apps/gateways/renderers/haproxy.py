@@ -1,5 +1,5 @@
 """The HAProxy renderer: ``haproxy.cfg`` from a fixed template (``renderers/haproxy/``), the gateway's
-policy as map files, and the verification keys.
+policy as map files, and the verification keys. Browser sign-in's lines come from haproxy_sign_in.py.
 
 Verified on Debian's HAProxy 2.6.12 (shared/reference/proxies.md §1 plus the facts noted here):
 - Hosts and routes are map lookups (``map_str``, ``map_end``, ``map_beg``), never per-route lines.
@@ -49,6 +49,7 @@ from apps.gateways.renderers.base import (
     spki_public_key,
     tls_material,
 )
+from apps.gateways.renderers.haproxy_sign_in import STATE_KEYS, sign_in_lines
 from apps.policies.snapshot import HostIndex, RouteView, RuleView
 
 SOURCES = Path(__file__).with_name("haproxy")
@@ -418,6 +419,7 @@ class HaproxyRenderer:
         tls_files, bind_tls = _tls(request.certificates)
         assertion_files, assertion_key_load, assertion_lines = _assertion(request.assertion_key)
         revocation_list, external_files = revocation_list_reference(request, REVOCATION_LIST)
+        state_key, sign_in = sign_in_lines(request)
         config = _fill(
             _source("haproxy.cfg.in"),
             {
@@ -437,6 +439,7 @@ class HaproxyRenderer:
                 "backends": backend_sections,
                 "link_secrets": LINK_SECRETS,
                 "revocation_list": revocation_list,
+                **sign_in,
             },
         )
         files = {
@@ -450,6 +453,8 @@ class HaproxyRenderer:
             **assertion_files,
             **tls_files,
         }
+        if state_key:
+            files[STATE_KEYS] = RenderedFile(state_key, mode=SECRET_FILE_MODE)
         if not external_files:
             files[REVOCATION_LIST] = RenderedFile(self.revocations_render(gateway=request.gateway, entries=()))
         return RenderedConfig(kind=self.kind, main=MAIN, files=files, external_files=external_files)

@@ -3,7 +3,9 @@ policy as Lua data, and the stable Lua gate (``renderers/lighttpd/``) that enfor
 
 Verified on Debian's lighttpd 1.4.69: a request header the gate sets at the raw-url stage selects
 ``$REQUEST_HEADER`` blocks, so one ``proxy.server`` block per distinct upstream routes every
-request; ``magnet.attract-response-start-to`` can replace an upstream's ``Cache-Control``.
+request; ``magnet.attract-response-start-to`` can replace an upstream's ``Cache-Control``; a
+script returning ``lighty.RESTART_REQUEST`` has the raw-url scripts run again with the headers it
+set (how browser sign-in puts a cookie's token through the revocation list).
 """
 
 import hashlib
@@ -14,7 +16,7 @@ from collections.abc import Iterable
 from functools import cache, lru_cache
 from pathlib import Path
 from string import Template
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from apps.credentials.assertions import ASSERTION_HEADER, BOUND_HEADERS
 from apps.credentials.choices import CLOCK_LEEWAY_SECONDS
@@ -22,9 +24,15 @@ from apps.gateways.rendered import RenderedConfig, RenderedFile
 from apps.gateways.renderers import register
 from apps.gateways.renderers.base import (
     ASYMMETRIC_ALGORITHMS,
+    CALLBACK_MAX_AGE_SECONDS,
+    CALLBACK_PATH,
     IDENTITY_HEADERS,
     LINK_RULE_KEY,
+    SIGN_IN_PURPOSE,
+    SIGN_OUT_PATH,
+    STATE_MAX_AGE_SECONDS,
     WELL_KNOWN_PATH,
+    BrowserSignIn,
     RenderError,
     RenderRequest,
     RevokedSubject,
@@ -33,6 +41,7 @@ from apps.gateways.renderers.base import (
     assertion_signing_key,
     cache_control,
     revocation_list_reference,
+    sign_in_cookie_names,
     spki_public_key,
     tls_material,
 )
@@ -303,6 +312,41 @@ def _assertion_data(key: VerificationKey | None) -> dict:
     return {"assertion": {"kid": key.kid, "key": assertion_signing_key(key), "bound_headers": list(BOUND_HEADERS)}}
 
 
+# The gate writes these URLs into Location headers as they are.
+_HEADER_SAFE_URL = re.compile(r"https?://[!-~]+")
+
+
+def _sign_in_url(url: str, gateway: str) -> str:
+    if not _HEADER_SAFE_URL.fullmatch(url) or "?" in url or "#" in url:
+        raise RenderError(f"gateway {gateway}", f"browser sign-in URL {url!r} must be http(s) without query or spaces")
+    return url
+
+
+def _sign_in_data(sign_in: BrowserSignIn | None, gateway: str, tls: bool) -> dict:
+    """What the gate needs for browser sign-in (base.py, S1-S5), with the parts of its answers that
+    never change worked out here; nothing without it."""
+    if sign_in is None:
+        return {}
+    cookie, state_cookie = sign_in_cookie_names(tls)
+    name = quote(gateway, safe="")
+    return {
+        "sign_in": {
+            "callback_path": CALLBACK_PATH,
+            "sign_out_path": SIGN_OUT_PATH,
+            "sign_in_location": f"{_sign_in_url(sign_in.sign_in_url, gateway)}?gateway={name}&rd=",
+            "sign_out_location": f"{_sign_in_url(sign_in.sign_out_url, gateway)}?gateway={name}",
+            "scheme": "https" if tls else "http",
+            "cookie": cookie,
+            "state_cookie": state_cookie,
+            "cookie_attributes": "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if tls else ""),
+            "refresh_seconds": sign_in.refresh_seconds,
+            "state_max_age": STATE_MAX_AGE_SECONDS,
+            "callback_max_age": CALLBACK_MAX_AGE_SECONDS,
+            "purpose": SIGN_IN_PURPOSE,
+        }
+    }
+
+
 def _policy_lua(request: RenderRequest, upstreams: _Upstreams) -> str:
     index = request.policy.gateway_indexes.get(request.gateway, _NO_ROUTES)
     well_known = {"deployment": request.deployment_id, "gateway": request.gateway, "snapshot": request.policy.sha256}
@@ -316,6 +360,7 @@ def _policy_lua(request: RenderRequest, upstreams: _Upstreams) -> str:
         "upstream_header": UPSTREAM_HEADER,
         "assertion_header": ASSERTION_HEADER,
         **_assertion_data(request.assertion_key),
+        **_sign_in_data(request.browser_sign_in, request.gateway, tls=bool(request.certificates)),
         "cache_control_env": CACHE_CONTROL_ENV,
         "keys": _keys_data(request.keys),
         "link_keys": {kid: key["secret"] for kid, key in _keys_data(request.link_keys, asymmetric=False).items()},

@@ -1,7 +1,8 @@
 -- policyhub's gate for lighttpd's mod_magnet (Lua 5.4): the request handling of
 -- apps/gateways/renderers/base.py, rule for rule as apps/policies/decide.py evaluates it, over the
 -- data table of the generated policy script. It is loaded once per lighttpd process, so it also
--- holds the process's state: the policy data in use and the rate-limit counters.
+-- holds the process's state: the policy data in use, the rate-limit counters and, with browser
+-- sign-in, the open /dev/urandom.
 -- `lighty` is not a global inside a loaded module: every entry point receives it.
 
 local json = require("cjson.safe").new()
@@ -512,16 +513,239 @@ local REFUSALS = {
 
 -- An answer with a body of its own: for a body-less status >= 400 lighttpd writes its HTML error
 -- page and drops the response headers the script set (Allow, for one).
-local function refuse(r, status)
+local function answer(r, status, text)
   r.resp_header["Content-Type"] = "text/plain"
-  r.resp_body:set(REFUSALS[status] .. "\n")
+  r.resp_body:set(text .. "\n")
   return status
+end
+
+local function refuse(r, status)
+  return answer(r, status, REFUSALS[status])
+end
+
+-- Browser sign-in (renderers/base.py, S1-S5) -----------------------------------------------------
+
+-- The revocation list is a script of its own that runs before this one and reads only the
+-- Authorization header. A browser's token (its cookie, or the callback's query) is therefore put
+-- there and lighttpd runs the raw-url scripts again (RESTART_REQUEST), so that the list judges it
+-- exactly as it judges a bearer token; the request environment, which no client can set, tells the
+-- second pass whose token the header holds. Requests that send Authorization never restart.
+local PRESENTED_ENV = "POLICYHUB_PRESENTED"
+local STATE_BYTES = 32 -- base64url: the 43 characters of S4's state
+local SIGN_IN_FAILED = "sign-in failed"
+
+local function present(lighty, r, token, origin)
+  r.req_header["Authorization"] = "Bearer " .. token
+  r.req_env[PRESENTED_ENV] = origin
+  return lighty.RESTART_REQUEST
+end
+
+-- S3: the cookie's token, unless the cookie was already presented on this request.
+local function cookie_token(c, r, sign_in)
+  local header = r.req_header["Cookie"]
+  if header == nil or r.req_env[PRESENTED_ENV] ~= nil then
+    return nil
+  end
+  local token = c.cookie_tokens(header)[sign_in.cookie]
+  return token ~= "" and token or nil
+end
+
+-- S3: the upstream never sees the gateway's cookies: the session cookie is a credential.
+local function strip_sign_in_cookies(r, sign_in)
+  local header = r.req_header["Cookie"]
+  if header == nil or not (header:find(sign_in.cookie, 1, true) or header:find(sign_in.state_cookie, 1, true)) then
+    return
+  end
+  local kept = {}
+  for pair in header:gmatch("[^;]+") do
+    local trimmed = pair:match("^%s*(.-)%s*$")
+    local name = trimmed:match("^(.-)%s*=") or trimmed
+    if trimmed ~= "" and name ~= sign_in.cookie and name ~= sign_in.state_cookie then
+      kept[#kept + 1] = trimmed
+    end
+  end
+  r.req_header["Cookie"] = #kept > 0 and table.concat(kept, "; ") or nil
+end
+
+local function cookie(sign_in, name, value, max_age)
+  return name .. "=" .. value .. "; Max-Age=" .. max_age .. sign_in.cookie_attributes
+end
+
+-- A second assignment to a response header replaces the first; lighttpd keeps repeated fields as
+-- one value with "\r\nName: " between them (as it does for an upstream's) and sends them as lines.
+local function set_cookies(r, first, second)
+  r.resp_header["Set-Cookie"] = first .. "\r\nSet-Cookie: " .. second
+end
+
+-- S4: a browser loading a page (not a script): GET or HEAD, no Authorization header of its own,
+-- HTML accepted.
+local function is_navigation(r, method)
+  if method ~= "GET" and method ~= "HEAD" then
+    return false
+  end
+  if r.req_header["Authorization"] ~= nil and r.req_env[PRESENTED_ENV] == nil then
+    return false
+  end
+  local accept = r.req_header["Accept"]
+  return accept ~= nil and accept:lower():find("text/html", 1, true) ~= nil
+end
+
+-- S5: a page load identified by the cookie, while its token still has a little time left.
+local function needs_renewal(r, sign_in, identity, method, now)
+  return identity.claims.exp - now < sign_in.refresh_seconds
+    and r.req_env[PRESENTED_ENV] == "cookie"
+    and is_navigation(r, method)
+end
+
+-- 32 bytes of /dev/urandom (kept open: one read per redirect), nil when it cannot be read.
+local urandom = nil
+
+local function fresh_state(c)
+  urandom = urandom or io.open("/dev/urandom", "rb")
+  local bytes = urandom and urandom:read(STATE_BYTES)
+  if bytes == nil or #bytes ~= STATE_BYTES then
+    if urandom then
+      urandom:close()
+    end
+    urandom = nil -- the next redirect opens it again
+    return nil
+  end
+  return c.b64urlenc(bytes)
+end
+
+-- S4/S5: to policyhub's sign-in, which sends the browser back to the callback with a token bound
+-- to this state. nil when no unpredictable state can be made: the caller answers as it would
+-- without sign-in. lighttpd has normalised the Host header already (lower case, no default port).
+local function sign_in_redirect(c, r, sign_in, raw_target)
+  local state = fresh_state(c)
+  if state == nil then
+    return nil
+  end
+  local original = sign_in.scheme .. "://" .. (r.req_header["Host"] or "") .. raw_target
+  r.resp_header["Location"] = sign_in.sign_in_location .. c.urlenc(original) .. "&state=" .. state
+  r.resp_header["Set-Cookie"] = cookie(sign_in, sign_in.state_cookie, state, sign_in.state_max_age)
+  return answer(r, 302, "sign-in required")
+end
+
+-- S1.
+local function sign_out(r, sign_in, method)
+  if method ~= "GET" and method ~= "HEAD" then
+    r.resp_header["Allow"] = "GET, HEAD"
+    return refuse(r, 405)
+  end
+  r.resp_header["Location"] = sign_in.sign_out_location
+  r.resp_header["Set-Cookie"] = cookie(sign_in, sign_in.cookie, "", 0)
+  return answer(r, 302, "signed out")
+end
+
+local function query_value(raw_target, name)
+  return ("&" .. (raw_target:match("%?([^#]*)") or "")):match("&" .. name .. "=([^&]*)")
+end
+
+local function hex_byte(hex)
+  return string.char(tonumber(hex, 16))
+end
+
+-- S2's rd, percent-decoded once, when it is a path on this host (SAFE_RETURN_PATH); lighty.c.urldec
+-- would turn an escaped control character into "_" instead of leaving it to be refused.
+local function return_path(raw_target)
+  local path = (query_value(raw_target, "rd") or ""):gsub("%%(%x%x)", hex_byte)
+  if path:find("^/[!-~]*$") and not path:find("\\", 1, true) and path:sub(2, 2) ~= "/" then
+    return path
+  end
+  return nil
+end
+
+-- S2: the claims of a fresh sign-in token for this browser's state, else nil. The header holds the
+-- callback's token, or nothing if the revocation list removed it.
+local function sign_in_claims(c, policy, r, state, now)
+  local identity = identity_of(c, policy, r.req_header["Authorization"], now)
+  local claims = identity and identity.claims
+  if claims == nil or claims.purpose ~= policy.sign_in.purpose or type(claims.nonce) ~= "string" then
+    return nil
+  end
+  local fresh = type(claims.iat) == "number" and now - claims.iat <= policy.sign_in.callback_max_age + policy.leeway
+  return fresh and c.secret_eq(claims.nonce, state) and claims or nil
+end
+
+-- S2: cheap checks first, then the token goes through the revocation list (see present).
+local function callback(lighty, r, policy, method, raw_target)
+  local c, sign_in = lighty.c, policy.sign_in
+  local token, rd = query_value(raw_target, "token"), return_path(raw_target)
+  local state = c.cookie_tokens(r.req_header["Cookie"] or "")[sign_in.state_cookie]
+  if method ~= "GET" or not token or not rd or not state or state == "" then
+    return answer(r, 400, SIGN_IN_FAILED)
+  end
+  if r.req_env[PRESENTED_ENV] ~= "callback" then
+    return present(lighty, r, token, "callback")
+  end
+  -- lighty.c.time() is the server's cached second, which may lag a second behind: the cookie
+  -- would outlive its token by that second.
+  local now = os.time()
+  local claims = sign_in_claims(c, policy, r, state, now)
+  if claims == nil then
+    return answer(r, 400, SIGN_IN_FAILED)
+  end
+  r.resp_header["Location"] = rd
+  local lifetime = math.floor(claims.exp - now) -- cjson decodes every number as a float: 900.0
+  set_cookies(r, cookie(sign_in, sign_in.cookie, token, lifetime), cookie(sign_in, sign_in.state_cookie, "", 0))
+  return answer(r, 302, "signed in")
+end
+
+-- S1 and S2 answer on any host, before routing; nil for every other path.
+local function sign_in_endpoint(lighty, r, policy, method, path, raw_target)
+  local sign_in = policy.sign_in
+  if path == sign_in.callback_path then
+    return callback(lighty, r, policy, method, raw_target)
+  end
+  if path == sign_in.sign_out_path then
+    return sign_out(r, sign_in, method)
+  end
+  return nil
+end
+
+-- Step 2: what only the gate may tell the upstream (or lighttpd's proxy.server blocks).
+local function strip_client_headers(r, policy)
+  for _, name in ipairs(policy.identity_headers) do
+    r.req_header[name] = nil
+  end
+  r.req_header[policy.upstream_header] = nil
+  r.req_header[policy.assertion_header] = nil
+end
+
+-- S3 and S5: a request's identity when browsers may sign in, and the status the gate answers
+-- before judging the rules, if any (the cookie going through the revocation list, a renewal).
+local function browser_identity(lighty, r, policy, method, raw_target, now)
+  local c, sign_in = lighty.c, policy.sign_in
+  local authorization = r.req_header["Authorization"]
+  local token = authorization == nil and cookie_token(c, r, sign_in)
+  if token then
+    return nil, present(lighty, r, token, "cookie")
+  end
+  local identity = identity_of(c, policy, authorization, now)
+  if identity and needs_renewal(r, sign_in, identity, method, now) then
+    return identity, sign_in_redirect(c, r, sign_in, raw_target)
+  end
+  return identity
+end
+
+-- A refusal; a navigation that lacks an identity is sent to sign in instead (S4).
+local function refusal(c, r, sign_in, status, method, raw_target)
+  if status == 401 then
+    local redirect = sign_in and is_navigation(r, method) and sign_in_redirect(c, r, sign_in, raw_target)
+    if redirect then
+      return redirect
+    end
+    r.resp_header["WWW-Authenticate"] = "Bearer"
+  end
+  return refuse(r, status)
 end
 
 -- Returns the status the gate answers, or nothing to let mod_proxy forward the request.
 function M.handle(lighty, version, build)
   local policy = policy_data(version, build)
   local r, c = lighty.r, lighty.c
+  local sign_in = policy.sign_in
   local raw_target = r.req_attr["request.orig-uri"] or ""
   local path = request_path(raw_target)
   local method = (r.req_attr["request.method"] or ""):upper()
@@ -530,13 +754,13 @@ function M.handle(lighty, version, build)
     r.resp_body:set(policy.well_known_body)
     return 200
   end
-  for _, name in ipairs(policy.identity_headers) do
-    r.req_header[name] = nil
-  end
-  r.req_header[policy.upstream_header] = nil
-  r.req_header[policy.assertion_header] = nil
+  strip_client_headers(r, policy)
   if not is_canonical(path) then
     return refuse(r, 400)
+  end
+  local endpoint = sign_in and sign_in_endpoint(lighty, r, policy, method, path, raw_target)
+  if endpoint then
+    return endpoint
   end
   local host = normalize_host(r.req_attr["uri.authority"] or "")
   local route = find_route(policy, host, path)
@@ -549,24 +773,31 @@ function M.handle(lighty, version, build)
   end
   local now = c.time()
   local address = route.needs_address and parse_address(r.req_attr["request.remote-addr"]) or nil
-  local rule, status, identity
+  local rule, status, identity, answered
   local linked = link_rule(c, policy, route, method, raw_target, host, path, now)
   if linked then
     rule, status = evaluate_link(route, linked, address)
   else
-    identity = identity_of(c, policy, r.req_header["Authorization"], now)
+    if sign_in then
+      identity, answered = browser_identity(lighty, r, policy, method, raw_target, now)
+      if answered then
+        return answered
+      end
+    else
+      identity = identity_of(c, policy, r.req_header["Authorization"], now)
+    end
     rule, status = evaluate(route, identity and identity.roles, address)
   end
   if rule == nil then
-    if status == 401 then
-      r.resp_header["WWW-Authenticate"] = "Bearer"
-    end
-    return refuse(r, status)
+    return refusal(c, r, sign_in, status, method, raw_target)
   end
   if rule.rate_limit and identity and over_limit(rule, route, identity.claims.sub, now) then
     return refuse(r, 429)
   end
   r.req_header["Authorization"] = nil
+  if sign_in then
+    strip_sign_in_cookies(r, sign_in)
+  end
   if identity then
     forward_identity(r, rule, identity)
     if policy.assertion and rule.mode ~= "public" then -- a public rule admits anyone: nothing to vouch for

@@ -3,7 +3,7 @@
 -- without a restart; it holds HS256 secrets, hence its mode 0600.
 local DATA_VERSION = "7ba7afe1d49228bebb0e4c5c6b41a6aa15a9c410debeec4d2628b22ef1e94382"
 local LIBRARY_FILE = "policyhub_gate.lua"
-local LIBRARY_VERSION = "6348d13f57b9164c450bdb002b5324cca216ba34c9440c35b7f7c22a251f80c9"
+local LIBRARY_VERSION = "428cdb50ed8e29daaec998db0a911612bd69b4f038fec6da7a276f022d2a8c59"
 
 local function policy()
   return {
