@@ -12,9 +12,10 @@ outcome is audited; the token never is.
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from django.conf import settings
+from django.urls import reverse
 
 from apps.audit.services import audit_record
 from apps.core.actors import Actor
@@ -123,6 +124,23 @@ def _return_target(gateway: Gateway, url: str) -> tuple[str, str, str]:
     ):
         raise SignInRefused(f"{url[:200]!r} is not an address on gateway {gateway.name}'s hosts (served over {scheme})")
     return f"{scheme}://{parts.netloc}", host, target
+
+
+def sign_in_return_origin(next_url: str) -> str | None:
+    """The gateway origin a sign-in page's ``next`` (an ``/edge/signin`` URL) ends at, if it is one
+    policyhub would send a browser to: that page's form must be allowed to end there (CSP
+    form-action covers every redirect after a form is sent)."""
+    parts = urlsplit(next_url)
+    if parts.path != reverse("edge:sign_in"):
+        return None
+    query = parse_qs(parts.query)
+    gateway = Gateway.objects.filter(name=(query.get("gateway") or [""])[0]).first()
+    if gateway is None:
+        return None
+    try:
+        return _return_target(gateway, (query.get("rd") or [""])[0])[0]
+    except SignInRefused:
+        return None
 
 
 def browser_sign_in(*, user, gateway_name: str, return_url: str, state: str, actor: Actor) -> SignInGrant:

@@ -1,7 +1,7 @@
 """policyhub's side of browser sign-in (apps/edge): who may be sent back to which page with a token
 for which gateway, what is refused and recorded, and signing out."""
 
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 import pytest
@@ -201,3 +201,20 @@ def test_each_oidc_sign_in_links_the_person_to_the_identity_with_the_provider_su
     assert not PersonLink.objects.filter(user=user).exists()
     actions = list(AuditEvent.objects.filter(action__startswith="person_link.").values_list("action", flat=True))
     assert actions == ["person_link.create", "person_link.delete"]
+
+
+def test_the_sign_in_page_on_the_way_to_a_gateway_lets_its_form_end_there(portal):
+    """CSP form-action covers the redirects after a form is sent: a password sign-in's chain ends at
+    the gateway's callback, which must be allowed on that page only, and only for a page of the gateway."""
+
+    def form_action(rd: str) -> str:
+        query = urlencode({"gateway": "portal-edge", "rd": rd, "state": STATE})
+        answer = Client().get("/login/", {"next": f"/edge/signin?{query}"})
+        policy = dict(
+            part.strip().split(" ", 1) for part in answer["Content-Security-Policy"].split(";") if part.strip()
+        )
+        return policy["form-action"]
+
+    assert form_action(PAGE) == "'self' https://portal.example.test"
+    assert form_action("https://evil.example.test/") == "'self'"
+    assert "portal" not in Client().get("/login/")["Content-Security-Policy"]
