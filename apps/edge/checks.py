@@ -1,12 +1,13 @@
 """Start-up checks of the browser sign-in settings: a mistake here would send every browser into a
 redirect loop or to the wrong place, so it stops the server instead."""
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, register
 
-from apps.credentials.mint import MIN_TTL
+from apps.credentials.mint import checked_lifetime
 
 
 @register()
@@ -22,11 +23,13 @@ def browser_sign_in_settings(app_configs, **kwargs) -> list[Error]:
             )
         )
     ttl, refresh = settings.POLICYHUB_BROWSER_TOKEN_TTL_SECONDS, settings.POLICYHUB_BROWSER_REFRESH_SECONDS
-    minimum, maximum = int(MIN_TTL.total_seconds()), settings.POLICYHUB_EDGE_TOKEN_MAX_TTL_SECONDS
-    if not minimum <= ttl <= maximum:
-        problems.append(
-            (f"POLICYHUB_BROWSER_TOKEN_TTL_SECONDS must be between {minimum} and {maximum}, not {ttl}", "E002")
-        )
+    try:  # the bounds every edge token's lifetime is minted within
+        checked_lifetime(
+            timedelta(seconds=ttl), default_seconds=ttl, maximum_seconds=settings.POLICYHUB_EDGE_TOKEN_MAX_TTL_SECONDS,
+            refused=ValueError, what="POLICYHUB_BROWSER_TOKEN_TTL_SECONDS: the browser token's",
+        )  # fmt: skip
+    except ValueError as error:
+        problems.append((str(error), "E002"))
     if not 0 <= refresh < ttl:  # a token younger than the renewal window would be renewed at every page
         problems.append(
             (

@@ -24,7 +24,7 @@ from apps.gateways.proof import gateway_prove
 from apps.gateways.rendered import RenderedConfig
 from apps.gateways.renderers import render
 from apps.gateways.revocations import revocation_list_path, revocation_list_refresh
-from apps.gateways.selectors import browser_sign_in, render_request_for
+from apps.gateways.selectors import gateway_sign_in_settings, render_request_for
 from apps.gateways.transports import Transport, transport_for
 from apps.gateways.validate import ValidationResult, validate
 from apps.gateways.verify import ProofResult
@@ -86,7 +86,7 @@ def _redactions(gateway: Gateway) -> list[tuple[bytes, bytes]]:
         secret = material.reveal().encode()
         placeholder = f"<secret of {kid}>".encode()
         pairs += [(secret, placeholder), (base64.b64encode(secret), placeholder)]
-    if sign_in := browser_sign_in(gateway=gateway):  # HAProxy's config holds it, in base64
+    if sign_in := gateway_sign_in_settings(gateway=gateway):  # HAProxy's config holds it, in base64
         pairs.append((sign_in.state_key.reveal().encode(), b"<sign-in state key>"))
     return pairs
 

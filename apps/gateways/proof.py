@@ -18,9 +18,9 @@ from apps.credentials.selectors import assertion_root_secret, signing_keys_accep
 from apps.gateways.proof_scope import EVERY_CLASS, ProofScope, proof_basis, proof_scope
 from apps.gateways.selectors import (
     assertion_key,
-    browser_sign_in,
     deployable_gateways,
     deployment_live,
+    gateway_sign_in_settings,
     tls_certificates,
     verification_keys,
 )
@@ -70,7 +70,7 @@ def gateway_prove(
     link_keys = verification_keys(gateway=gateway, purpose=KeyPurpose.SIGNED_LINK, now=now)
     certificates = tls_certificates(gateway=gateway)
     assertion = _assertion_check(gateway)
-    sign_in = browser_sign_in(gateway=gateway)
+    sign_in = gateway_sign_in_settings(gateway=gateway)
     basis = proof_basis(
         kind=gateway.kind,
         settings={

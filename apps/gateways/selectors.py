@@ -52,7 +52,7 @@ def assertion_key(*, gateway: Gateway) -> VerificationKey | None:
     return VerificationKey(kid=key.kid, algorithm=key.algorithm, public_key_pem="", secret=key.private_material)
 
 
-def browser_sign_in(*, gateway: Gateway) -> BrowserSignIn | None:
+def gateway_sign_in_settings(*, gateway: Gateway) -> BrowserSignIn | None:
     """Where the gateway sends browsers to sign in (None without ``POLICYHUB_PUBLIC_URL``). Its state
     key is derived from SECRET_KEY per gateway, not drawn: renders of the same request must be
     byte-identical (the drift check compares them), and a key HAProxy only hashes with needs no rotation."""
@@ -87,7 +87,7 @@ def render_request_for(
         link_keys=verification_keys(gateway=gateway, purpose=KeyPurpose.SIGNED_LINK),
         certificates=tls_certificates(gateway=gateway),
         assertion_key=assertion_key(gateway=gateway),
-        browser_sign_in=browser_sign_in(gateway=gateway),
+        browser_sign_in=gateway_sign_in_settings(gateway=gateway),
     )
 
 

@@ -16,7 +16,9 @@ from pathlib import Path
 from apps.gateways.live import START_TIMEOUT_SECONDS, ProxyDidNotStart, stop_process
 from apps.gateways.probe import ProbeTarget, well_known_answer
 from apps.gateways.reload import HAPROXY_MASTER_SOCKET, LIGHTTPD_PID_FILE, RUN
+from apps.gateways.transports import transport_kind
 from apps.policies.choices import GatewayKind
+from apps.policies.models import Gateway
 
 LOG_FILE = "proxy.log"
 
@@ -72,3 +74,14 @@ def wait_until_answering(process: subprocess.Popen, *, directory: Path, listen_a
     if process.poll() is not None:
         raise ProxyDidNotStart(f"exited with status {process.returncode}:\n{log}")
     raise ProxyDidNotStart(f"no answer on {listen_address} after {START_TIMEOUT_SECONDS}s:\n{log}")
+
+
+def gateway_not_runnable_here(gateway: Gateway) -> str:
+    """Why this command cannot run the gateway's proxy; empty when it can."""
+    if transport_kind(gateway) == "ssh":
+        return "deployed over SSH: its proxy runs on that host"
+    if missing := proxy_missing(gateway.kind):
+        return missing
+    if not (Path(gateway.deploy_directory) / "current").exists():
+        return f"no release in place yet: run `python manage.py deploy {gateway.name} --install` first"
+    return ""

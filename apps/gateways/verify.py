@@ -8,6 +8,7 @@ verifies with the gateway's root for this host, method and path (else none: the 
 stripped). Any difference is a mismatch; zero mismatches is the only pass.
 """
 
+import http.client
 import json
 import re
 import secrets
@@ -142,7 +143,7 @@ class AssertionCheck:
 class _Sent:
     status: int
     echoed: dict | None  # what the echo upstream received: method, path and lower-cased headers, if reached
-    headers: object  # the response's headers (http.client.HTTPMessage)
+    headers: http.client.HTTPMessage  # the response's
 
 
 def _send(client: ProofClient, case: ProbeCase, token: EdgeToken | None, target: str) -> _Sent:

@@ -128,6 +128,12 @@ STATE_MAX_AGE_SECONDS = 600  # how long a browser may take to sign in, from the 
 SAFE_RETURN_PATH = re.compile(r"/(?![/\\])[!-\[\]-~]*")  # what the callback redirects to (fullmatch)
 
 
+SIGN_IN_WHERE = "browser sign-in"  # what a RenderError about the sign-in settings names
+# An absolute http(s) URL without query or fragment, of characters both proxies write into a
+# Location header as they are (HAProxy's log-format would read '%', '"', '\\', '$' or a space).
+_SIGN_IN_URL = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~:@+=,;-]*)*")
+
+
 def sign_in_cookie_names(tls: bool) -> tuple[str, str]:
     """(the cookie holding the edge token, the cookie holding the sign-in state): ``__Host-`` under
     TLS, so that no other host or path can set or shadow them."""
@@ -185,6 +191,25 @@ class RenderError(Exception):
         super().__init__(f"{where}: {reason}")
         self.where = where
         self.reason = reason
+
+
+def sign_in_cookie_attributes(tls: bool) -> str:
+    """What follows a sign-in cookie's value and Max-Age in every cookie a gateway sets."""
+    return "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if tls else "")
+
+
+def checked_browser_sign_in(sign_in: BrowserSignIn) -> BrowserSignIn:
+    """``sign_in``, after checking what both proxies write as it is: the URLs, and a renewal window
+    of whole seconds (HAProxy reads a negative ``-m int`` pattern as a range)."""
+    for what, url in (("sign-in", sign_in.sign_in_url), ("sign-out", sign_in.sign_out_url)):
+        if not _SIGN_IN_URL.fullmatch(url):
+            raise RenderError(
+                SIGN_IN_WHERE, f"the browser {what} URL {url!r} must be http(s)://host[:port]/path, without a query"
+            )
+    refresh = sign_in.refresh_seconds
+    if isinstance(refresh, bool) or not isinstance(refresh, int) or refresh < 0:
+        raise RenderError(SIGN_IN_WHERE, "refresh_seconds must be a whole number of seconds, 0 or more")
+    return sign_in
 
 
 ASYMMETRIC_ALGORITHMS = {"RS256": rsa.RSAPublicKey, "ES256": ec.EllipticCurvePublicKey}

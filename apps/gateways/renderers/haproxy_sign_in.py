@@ -12,7 +12,6 @@ Verified on Debian's HAProxy 2.6.12, beyond what haproxy.py notes:
 
 import base64
 import binascii
-import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -22,11 +21,14 @@ from apps.gateways.renderers.base import (
     CALLBACK_PATH,
     SAFE_RETURN_PATH,
     SIGN_IN_PURPOSE,
+    SIGN_IN_WHERE,
     SIGN_OUT_PATH,
     STATE_MAX_AGE_SECONDS,
     BrowserSignIn,
     RenderError,
     RenderRequest,
+    checked_browser_sign_in,
+    sign_in_cookie_attributes,
     sign_in_cookie_names,
 )
 
@@ -38,10 +40,6 @@ PLACEHOLDERS = ("sign_in_key_load", "sign_in_paths", "sign_in_route", "sign_in_c
 IDENTITY_WANTED = r"{ var(txn.judged) -m reg '(?s)(?:^|;)A[UR]:[^#]*#/' }"
 NAVIGATION = "METH_GET no_authorization html_accepted"  # METH_GET: GET or HEAD
 NEW_STATE = "uuid,hmac(sha256,proc.sign_in_key),ub64enc"
-# An absolute http(s) URL without query or fragment, of characters a double-quoted log-format
-# takes literally (no '%', '"', '\', '$' or space).
-_URL = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~:@+=,;-]*)*")
-_WHERE = "browser sign-in"
 
 
 @dataclass(frozen=True)
@@ -65,18 +63,11 @@ class _Gateway:
         return sign_in_cookie_names(self.tls)[1]
 
     def set_cookie(self, name: str, value: str, max_age: str | int) -> str:
-        secure = "; Secure" if self.tls else ""
-        return f' hdr Set-Cookie "{name}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax{secure}"'
+        return f' hdr Set-Cookie "{name}={value}; Max-Age={max_age}{sign_in_cookie_attributes(self.tls)}"'
 
 
 def _log_format_literal(text: str) -> str:
     return text.replace("%", "%%")
-
-
-def _url(url: str, what: str) -> str:
-    if not _URL.fullmatch(url):
-        raise RenderError(_WHERE, f"the {what} URL {url!r} must be http(s)://host[:port]/path, without a query")
-    return url
 
 
 def _state_key(sign_in: BrowserSignIn) -> str:
@@ -86,7 +77,7 @@ def _state_key(sign_in: BrowserSignIn) -> str:
     except (binascii.Error, ValueError):
         key = b""
     if len(key) != 32:
-        raise RenderError(_WHERE, "the state key must be base64 of 32 bytes")
+        raise RenderError(SIGN_IN_WHERE, "the state key must be base64 of 32 bytes")
     return base64.b64encode(key).decode()
 
 
@@ -108,7 +99,7 @@ def _paths(sign_out_url: str, gateway: _Gateway) -> str:
         "    # S1, S2. browser sign-in's own paths, on any host and before routing: no route, even one",
         '    #     covering "/", takes them upstream. Sign-out drops the cookie and ends policyhub\'s session.',
         _redirect(
-            f"{_url(sign_out_url, 'sign-out')}?gateway={gateway.query_name}",
+            f"{sign_out_url}?gateway={gateway.query_name}",
             gateway.set_cookie(gateway.cookie, "", 0),
             f"{{ path {SIGN_OUT_PATH} }} METH_GET",
         ),
@@ -164,15 +155,13 @@ def _sign_in_redirect(sign_in_url: str, gateway: _Gateway) -> str:
     original = _log_format_literal(quote("https://" if gateway.tls else "http://", safe=""))
     original += "%[req.fhdr(host),url_enc(query)]%[pathq,url_enc(query)]"
     return _redirect(
-        f"{_url(sign_in_url, 'sign-in')}?gateway={gateway.query_name}&rd={original}&state=%[var(txn.new_state)]",
+        f"{sign_in_url}?gateway={gateway.query_name}&rd={original}&state=%[var(txn.new_state)]",
         gateway.set_cookie(gateway.state_cookie, "%[var(txn.new_state)]", STATE_MAX_AGE_SECONDS),
         "{ var(txn.new_state) -m found }",
     )
 
 
 def _renewal(refresh_seconds: int, redirect: str) -> str:
-    if isinstance(refresh_seconds, bool) or not isinstance(refresh_seconds, int) or refresh_seconds < 0:
-        raise RenderError(_WHERE, "refresh_seconds must be a whole number of seconds, 0 or more")
     return _block(
         "    # S5. a navigation identified by the cookie whose token is about to expire goes to sign in",
         "    #     before its rules are judged: while policyhub's session lasts, the browser comes back",
@@ -208,9 +197,9 @@ def _cookie_removal(gateway: _Gateway) -> str:
 
 def sign_in_lines(request: RenderRequest) -> tuple[bytes, dict[str, str]]:
     """(the state key's 0600 map, empty without sign-in; the text of each of ``PLACEHOLDERS``)."""
-    sign_in = request.browser_sign_in
-    if sign_in is None:
+    if request.browser_sign_in is None:
         return b"", dict.fromkeys(PLACEHOLDERS, "")
+    sign_in = checked_browser_sign_in(request.browser_sign_in)
     gateway = _Gateway(request.gateway, tls=bool(request.certificates))
     redirect = _sign_in_redirect(sign_in.sign_in_url, gateway)
     lines = {

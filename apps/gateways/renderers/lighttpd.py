@@ -40,7 +40,9 @@ from apps.gateways.renderers.base import (
     VerificationKey,
     assertion_signing_key,
     cache_control,
+    checked_browser_sign_in,
     revocation_list_reference,
+    sign_in_cookie_attributes,
     sign_in_cookie_names,
     spki_public_key,
     tls_material,
@@ -312,33 +314,24 @@ def _assertion_data(key: VerificationKey | None) -> dict:
     return {"assertion": {"kid": key.kid, "key": assertion_signing_key(key), "bound_headers": list(BOUND_HEADERS)}}
 
 
-# The gate writes these URLs into Location headers as they are.
-_HEADER_SAFE_URL = re.compile(r"https?://[!-~]+")
-
-
-def _sign_in_url(url: str, gateway: str) -> str:
-    if not _HEADER_SAFE_URL.fullmatch(url) or "?" in url or "#" in url:
-        raise RenderError(f"gateway {gateway}", f"browser sign-in URL {url!r} must be http(s) without query or spaces")
-    return url
-
-
 def _sign_in_data(sign_in: BrowserSignIn | None, gateway: str, tls: bool) -> dict:
     """What the gate needs for browser sign-in (base.py, S1-S5), with the parts of its answers that
     never change worked out here; nothing without it."""
     if sign_in is None:
         return {}
+    sign_in = checked_browser_sign_in(sign_in)
     cookie, state_cookie = sign_in_cookie_names(tls)
     name = quote(gateway, safe="")
     return {
         "sign_in": {
             "callback_path": CALLBACK_PATH,
             "sign_out_path": SIGN_OUT_PATH,
-            "sign_in_location": f"{_sign_in_url(sign_in.sign_in_url, gateway)}?gateway={name}&rd=",
-            "sign_out_location": f"{_sign_in_url(sign_in.sign_out_url, gateway)}?gateway={name}",
+            "sign_in_location": f"{sign_in.sign_in_url}?gateway={name}&rd=",
+            "sign_out_location": f"{sign_in.sign_out_url}?gateway={name}",
             "scheme": "https" if tls else "http",
             "cookie": cookie,
             "state_cookie": state_cookie,
-            "cookie_attributes": "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if tls else ""),
+            "cookie_attributes": sign_in_cookie_attributes(tls),
             "refresh_seconds": sign_in.refresh_seconds,
             "state_max_age": STATE_MAX_AGE_SECONDS,
             "callback_max_age": CALLBACK_MAX_AGE_SECONDS,

@@ -13,26 +13,13 @@ from apps.gateways.live import ProxyDidNotStart
 from apps.gateways.management.lookups import gateways_named_or_deployable
 from apps.gateways.supervised import (
     LOG_FILE,
+    gateway_not_runnable_here,
     proxy_binary,
-    proxy_missing,
     proxy_running,
     wait_until_answering,
 )
-from apps.gateways.transports import transport_kind
-from apps.policies.models import Gateway
 
 POLL_SECONDS = 0.5
-
-
-def _not_runnable_here(gateway: Gateway) -> str:
-    """Why this command cannot run the gateway's proxy; empty when it can."""
-    if transport_kind(gateway) == "ssh":
-        return "deployed over SSH: its proxy runs on that host"
-    if missing := proxy_missing(gateway.kind):
-        return missing
-    if not (Path(gateway.deploy_directory) / "current").exists():
-        return f"no release in place yet: run `python manage.py deploy {gateway.name} --install` first"
-    return ""
 
 
 def _stop_on_sigterm(signum, frame):
@@ -56,7 +43,7 @@ class Command(BaseCommand):
         with ExitStack() as running:
             processes = {}
             for gateway in gateways_named_or_deployable(gateways):
-                if reason := _not_runnable_here(gateway):
+                if reason := gateway_not_runnable_here(gateway):
                     console.print(f"[yellow]{gateway.name}[/]: not started: {reason}")
                     continue
                 directory = Path(gateway.deploy_directory)
